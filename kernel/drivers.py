@@ -165,3 +165,28 @@ def discover_drivers() -> list[Driver]:
         except Exception:  # a broken driver must not take the kernel down
             log.exception("driver %s failed to load; its tools are unavailable", ep.name)
     return drivers
+
+
+class DriverRegistry:
+    """Operations of all loaded drivers, by tool name. A driver whose declarations are
+    broken is logged and left out, like a failing addon in mitmproxy's manager."""
+
+    def __init__(self, drivers: list[Driver]) -> None:
+        self._ops: dict[str, Operation] = {}
+        for driver in drivers:
+            try:
+                ops = driver.operations()
+            except Exception:
+                log.exception("driver %s declares bad operations; left out", driver.name)
+                continue
+            for op in ops:
+                self._ops[op.tool_name] = op
+
+    def get(self, tool_name: str) -> Operation | None:
+        return self._ops.get(tool_name)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [self._ops[name].tool_definition() for name in sorted(self._ops)]
+
+    def names(self) -> list[str]:
+        return sorted(self._ops)

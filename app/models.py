@@ -1,0 +1,200 @@
+"""Qt table models of kernel data: processes, grants, approvals.
+
+Models hold plain dicts as the kernel returns them and never call the client; the
+bridge (or a window, through the bridge) feeds them. Updates are applied row by row
+so that a poll does not reset the views' selection.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from app.qt import QAbstractTableModel, QColor, QModelIndex, QObject, QPersistentModelIndex, Qt
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+#: role under which every cell answers its row's whole record
+RecordRole = Qt.ItemDataRole.UserRole + 1
+
+_STATE_COLOURS = {
+    "running": "#1e7d32", "ready": "#1e7d32", "waiting": "#b26a00", "suspended": "#6d4c9f",
+    "terminated": "#757575", "created": "#455a64",
+}
+_MODE_COLOURS = {"allow": "#1e7d32", "ask": "#b26a00", "deny": "#c62828"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+
+
+class RecordTableModel(QAbstractTableModel):
+    """A table of records keyed by one field, updated in place."""
+
+    columns: tuple[Column, ...] = ()
+    key_field = "id"
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Record] = []
+
+    # -- Qt API -----------------------------------------------------------------------
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal
+                and 0 <= section < len(self.columns)):
+            return self.columns[section].title
+        return None
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        record = self._rows[index.row()]
+        key = self.columns[index.column()].key
+        if role == RecordRole:
+            return record
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self.display(record, key)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            colour = self.colour(record, key)
+            return QColor(colour) if colour else None
+        return None
+
+    # -- hooks ------------------------------------------------------------------------
+    def display(self, record: Record, key: str) -> str:
+        value = record.get(key)
+        return "" if value is None else str(value)
+
+    def colour(self, record: Record, key: str) -> str | None:
+        return None
+
+    # -- records ----------------------------------------------------------------------
+    def key_of(self, record: Record) -> Any:
+        return record.get(self.key_field)
+
+    def records(self) -> list[Record]:
+        return [dict(r) for r in self._rows]
+
+    def record(self, row: int) -> Record | None:
+        return dict(self._rows[row]) if 0 <= row < len(self._rows) else None
+
+    def row_of(self, key: Any) -> int:
+        for i, record in enumerate(self._rows):
+            if self.key_of(record) == key:
+                return i
+        return -1
+
+    def set_rows(self, rows: Iterable[Record]) -> None:
+        """Make the model hold exactly `rows`: drop the missing, update the changed,
+        append the new (existing rows keep their place, so selections survive)."""
+        incoming: dict[Any, Record] = {}
+        for record in rows:
+            if isinstance(record, dict) and self.key_of(record) is not None:
+                incoming[self.key_of(record)] = dict(record)
+        for i in range(len(self._rows) - 1, -1, -1):
+            if self.key_of(self._rows[i]) not in incoming:
+                self.beginRemoveRows(QModelIndex(), i, i)
+                del self._rows[i]
+                self.endRemoveRows()
+        for key, record in incoming.items():
+            self._put(key, record, merge=False)
+
+    def upsert(self, record: Record) -> None:
+        """Merge `record` into the row with its key, or append it."""
+        key = self.key_of(record)
+        if key is not None:
+            self._put(key, dict(record), merge=True)
+
+    def remove(self, key: Any) -> bool:
+        row = self.row_of(key)
+        if row < 0:
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._rows[row]
+        self.endRemoveRows()
+        return True
+
+    def clear(self) -> None:
+        if self._rows:
+            self.beginResetModel()
+            self._rows.clear()
+            self.endResetModel()
+
+    def _put(self, key: Any, record: Record, *, merge: bool) -> None:
+        row = self.row_of(key)
+        if row < 0:
+            end = len(self._rows)
+            self.beginInsertRows(QModelIndex(), end, end)
+            self._rows.append(record)
+            self.endInsertRows()
+            return
+        new = {**self._rows[row], **record} if merge else record
+        if new != self._rows[row]:
+            self._rows[row] = new
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
+
+
+class ProcessModel(RecordTableModel):
+    """Agent processes: pid, agent, state, reason."""
+
+    columns = (Column("pid", "PID"), Column("agent", "Agent"), Column("state", "State"),
+               Column("reason", "Reason"))
+    key_field = "pid"
+
+    def colour(self, record: Record, key: str) -> str | None:
+        return _STATE_COLOURS.get(str(record.get("state"))) if key == "state" else None
+
+    def running_count(self) -> int:
+        return sum(1 for r in self._rows if r.get("state") not in ("terminated", None))
+
+    def apply_event(self, event: Record) -> None:
+        if event.get("type") != "proc.state" or event.get("pid") is None:
+            return
+        update = {k: event[k] for k in ("pid", "agent", "state", "reason") if k in event}
+        self.upsert(update)
+
+
+class GrantModel(RecordTableModel):
+    """One agent's capability rules: capability, mode."""
+
+    columns = (Column("capability", "Capability"), Column("mode", "Mode"))
+    key_field = "capability"
+
+    def colour(self, record: Record, key: str) -> str | None:
+        return _MODE_COLOURS.get(str(record.get("mode"))) if key == "mode" else None
+
+
+class ApprovalModel(RecordTableModel):
+    """Pending approval requests: id, agent, capability, detail."""
+
+    columns = (Column("id", "#"), Column("agent", "Agent"), Column("capability", "Capability"),
+               Column("detail", "Detail"))
+    key_field = "id"
+
+    def display(self, record: Record, key: str) -> str:
+        value = record.get(key)
+        if key == "detail" and isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items())
+        return super().display(record, key)
+
+    def apply_event(self, event: Record) -> None:
+        kind = event.get("type")
+        if kind == "approval.requested" and event.get("id") is not None:
+            self.upsert({k: v for k, v in event.items() if k != "type"} | {"status": "pending"})
+        elif kind == "approval.resolved" and event.get("id") is not None:
+            self.remove(event["id"])
+
+    def set_pending(self, rows: Iterable[Record]) -> None:
+        self.set_rows(r for r in rows if r.get("status", "pending") == "pending")

@@ -1,0 +1,1 @@
+"""The DeskPilot windows: agents, permissions, approvals, ask."""

@@ -1,0 +1,93 @@
+"""The `tool` syscall: a driver operation behind the capability check.
+
+Order matters and is the security argument: arguments are validated, Path arguments are
+resolved once (`~`, `..`, symlinks) *now*, every capability the operation needs is decided
+on those resolved paths, and the operation receives exactly those paths. Nothing touches
+the host before every decision is allow (or a person approved).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.capabilities import Mode, resolve_path
+from kernel.drivers import ToolError
+from kernel.errors import Refused
+
+if TYPE_CHECKING:
+    from kernel.syscalls import CallContext
+
+__all__ = ["ToolArgs", "ToolError", "sys_tool"]
+
+MAX_RESULT_CHARS = 50_000
+
+
+class ToolArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    input: dict[str, Any] = {}
+
+
+def _cap_text(name: str, scope: str | None) -> str:
+    return name if scope is None else f"{name}:{scope}"
+
+
+async def sys_tool(ctx: "CallContext", args: ToolArgs) -> Any:
+    kernel, proc = ctx.kernel, ctx.proc
+    op = kernel.drivers.get(args.name)
+    if op is None:
+        raise Refused(f"unknown tool {args.name!r}", decision="invalid")
+    ctx.audit_args = {"tool": args.name, "input": args.input}
+    try:
+        parsed = op.parse_args(args.input)
+    except ToolError as exc:
+        raise Refused(str(exc), decision="invalid") from None
+    for pname in op.path_params:
+        if parsed.get(pname) is not None:
+            parsed[pname] = resolve_path(parsed[pname])
+    needs = op.required_capabilities(parsed)
+    ctx.audit_args["capabilities"] = [_cap_text(n, s) for n, s, _ in needs]
+
+    spec = kernel.specs.get(proc.agent)
+    to_ask: list[str] = []
+    for name, scope, is_path in needs:
+        mode, rule = kernel.grants.check(proc.agent, name, scope, is_path, spec.default)
+        cap = _cap_text(name, scope)
+        if mode is Mode.DENY:
+            why = f"rule {rule} denies it" if rule else "no grant allows it"
+            raise Refused(f"permission denied: {proc.agent} may not use {cap} ({why}). "
+                          f"A person can allow it with: deskpilot grants allow {proc.agent} {cap}")
+        if mode is Mode.ASK:
+            to_ask.append(cap)
+    if to_ask:
+        detail = f"{args.name} {json.dumps(args.input, ensure_ascii=False)[:500]}"
+        approved = await kernel.request_approval(proc, " + ".join(to_ask), detail)
+        if not approved:
+            ctx.decision = "deny (not approved)"
+            raise Refused(f"permission denied: the person did not approve {' + '.join(to_ask)}",
+                          decision=ctx.decision)
+        ctx.decision = "allow (approved)"
+
+    kernel.bus.publish({"type": "proc.tool", "pid": proc.pid, "agent": proc.agent,
+                        "tool": args.name, "args": args.input})
+    try:
+        value = await asyncio.to_thread(op.func, **parsed)
+    except ToolError as exc:
+        kernel.bus.publish({"type": "proc.tool_result", "pid": proc.pid, "tool": args.name,
+                            "ok": False, "text": str(exc)})
+        raise
+    except OSError as exc:
+        # A host failure the driver did not translate: still the model's to read.
+        message = f"{args.name}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        kernel.bus.publish({"type": "proc.tool_result", "pid": proc.pid, "tool": args.name,
+                            "ok": False, "text": message})
+        raise ToolError(message) from None
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"\n...(truncated {len(text) - MAX_RESULT_CHARS} chars)"
+    kernel.bus.publish({"type": "proc.tool_result", "pid": proc.pid, "tool": args.name,
+                        "ok": True, "text": text[:500]})
+    return text
