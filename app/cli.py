@@ -262,6 +262,20 @@ def cmd_app(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deskpilot", description="DeskPilot: an agent OS for your desktop")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # `--json` is accepted after any (sub)command; SUPPRESS keeps a leaf from resetting it.
+    leaf = argparse.ArgumentParser(add_help=False)
+    leaf.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                      help="machine-readable output")
+
+    def subparsers(parent: argparse.ArgumentParser) -> Any:
+        group = parent.add_subparsers(dest="action", required=True)
+        original = group.add_parser
+
+        def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+            return original(name, parents=[leaf], **kw)
+
+        group.add_parser = add_parser  # type: ignore[method-assign]
+        return group
 
     def cmd(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
@@ -278,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--agent", default="assistant", help=argparse.SUPPRESS)
 
     ag = cmd("agents", cmd_agents, "agent specs and running instances")
-    agsub = ag.add_subparsers(dest="action", required=True)
+    agsub = subparsers(ag)
     lst = agsub.add_parser("list", help="agents and processes")
     lst.add_argument("--limit", type=int, default=50)
     agsub.add_parser("add", help="install an agent spec (TOML)").add_argument("spec")
@@ -292,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--follow", "-f", action="store_true")
 
     g = cmd("grants", cmd_grants, "what each agent may do")
-    gsub = g.add_subparsers(dest="action", required=True)
+    gsub = subparsers(g)
     gsub.add_parser("list").add_argument("agent", nargs="?")
     for verb in ("allow", "ask", "deny", "revoke"):
         gp = gsub.add_parser(verb, help=f"{verb} a capability, e.g. fs.read:~/Documents/**")
@@ -300,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         gp.add_argument("capability")
 
     ap = cmd("approvals", cmd_approvals, "requests waiting for your answer")
-    apsub = ap.add_subparsers(dest="action", required=True)
+    apsub = subparsers(ap)
     apsub.add_parser("list").add_argument("--all", action="store_true", help="answered ones too")
     for verb in ("approve", "deny"):
         apsub.add_parser(verb).add_argument("id", type=int)

@@ -153,6 +153,11 @@ class ProcessModel(RecordTableModel):
                Column("reason", "Reason"))
     key_field = "pid"
 
+    def display(self, record: Record, key: str) -> str:
+        if key == "reason" and not record.get("reason") and record.get("exit_status"):
+            return str(record["exit_status"])  # why a terminated process ended
+        return super().display(record, key)
+
     def colour(self, record: Record, key: str) -> str | None:
         return _STATE_COLOURS.get(str(record.get("state"))) if key == "state" else None
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QRectF,
     QRunnable,
     QSize,
+    QSocketNotifier,
     Qt,
     QThread,
     QThreadPool,
@@ -68,7 +69,8 @@ from PySide6.QtWidgets import (
 __all__ = [
     # QtCore
     "QAbstractTableModel", "QCoreApplication", "QItemSelectionModel", "QModelIndex",
-    "QObject", "QPersistentModelIndex", "QPointF", "QRectF", "QRunnable", "QSize", "Qt",
+    "QObject", "QPersistentModelIndex", "QPointF", "QRectF", "QRunnable", "QSize",
+    "QSocketNotifier", "Qt",
     "QThread", "QThreadPool", "QTimer", "Signal", "Slot", "qVersion",
     # QtGui
     "QAction", "QBrush", "QCloseEvent", "QColor", "QFont", "QGuiApplication", "QIcon",

@@ -13,13 +13,15 @@ Matching rules (DESIGN.md):
 from __future__ import annotations
 
 import enum
+import glob
 import os
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-NAME_RE = re.compile(r"^[a-z0-9_*?\-]+(\.[a-z0-9_*?\-]+)+$")
+# `domain.verb`, or a bare word such as `notify` (DESIGN.md lists it as a capability).
+NAME_RE = re.compile(r"^[a-z0-9_*?\-]+(\.[a-z0-9_*?\-]+)*$")
 GLOB_CHARS = set("*?[")
 
 
@@ -63,7 +65,9 @@ def resolve_path(raw: str | os.PathLike[str], home: Path | None = None) -> Path:
     text = os.fspath(raw)
     if text == "~" or text.startswith("~/"):
         text = str(home or Path.home()) + text[1:]
-    return Path(os.path.realpath(os.path.abspath(text)))
+    # No lexical `abspath` first: `link/..` is the link target's parent, not the link's.
+    # realpath starts a relative path at the (real) working directory itself.
+    return Path(os.path.realpath(text))
 
 
 def _norm(path: str) -> str:
@@ -75,8 +79,10 @@ def _pattern_segments(scope: str, home: Path | None) -> list[str] | None:
     None means "any path"."""
     if scope in ("*", "**"):
         return None
+    base = ""
     if scope == "~" or scope.startswith("~/"):
-        scope = str(home or Path.home()) + scope[1:]
+        # The home directory is literal even if its name holds glob characters.
+        base, scope = str(home or Path.home()), "/" + scope[1:]
     if not scope.startswith("/"):
         # A relative rule can't name a place on disk; it matches nothing rather than
         # something surprising.
@@ -87,9 +93,11 @@ def _pattern_segments(scope: str, home: Path | None) -> list[str] | None:
         if GLOB_CHARS & set(p) or p == "..":
             break
         literal.append(p)
-    prefix = os.path.realpath("/" + "/".join(literal))
+    prefix = os.path.realpath(base + "/" + "/".join(literal))
     rest = parts[len(literal):]
-    segs = [s for s in prefix.split("/") if s] + rest
+    # The resolved prefix is literal: escape glob characters in its names (a home or a
+    # symlink target named `a[b]` or `*` must not turn into a wildcard).
+    segs = [glob.escape(s) for s in prefix.split("/") if s] + rest
     return [_norm(s) for s in segs]
 
 

@@ -35,7 +35,7 @@ class Kernel:
         self.where = where.ensure()
         self.config = config
         self.db = Database(where.database)
-        self.bus = EventBus(self.db)
+        self.bus = EventBus(self.db, keys.redact)
         self.procs = ProcessTable(self.db, on_change=self._state_changed)
         self.procs.forget_orphans()
         self.grants = GrantStore(self.db)
@@ -180,7 +180,7 @@ class Kernel:
         data = {"pid": proc.pid, "agent": proc.agent, "input": proc.input,
                 "state": proc.state.value, "steps": proc.steps,
                 "messages": proc.conversation}
-        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        tmp.write_text(keys.redact(json.dumps(data, default=str)), encoding="utf-8")
         os.replace(tmp, path)
 
     def _state_changed(self, proc: Process, old: State) -> None:

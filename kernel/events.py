@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -25,8 +25,9 @@ QUEUE_LIMIT = 10_000
 
 
 class EventBus:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, redact: Callable[[str], str] = lambda s: s) -> None:
         self._db = db
+        self._redact = redact  # stored events never hold a secret
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._seq: dict[int, int] = {}
 
@@ -44,7 +45,8 @@ class EventBus:
             event["seq"] = seq
             if event["type"] in DURABLE:
                 self._db.execute("INSERT INTO proc_events (pid, seq, ts, type, data) VALUES (?,?,?,?,?)",
-                                 (pid, seq, event["ts"], event["type"], json.dumps(event, default=str)))
+                                 (pid, seq, event["ts"], event["type"],
+                                  self._redact(json.dumps(event, default=str))))
         for queue in list(self._subscribers):
             if queue.qsize() >= QUEUE_LIMIT:
                 log.warning("dropping a slow event subscriber")

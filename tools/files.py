@@ -55,7 +55,11 @@ DirPath = Annotated[Path, Field(description="Path of the folder; `~` means the u
 Content = Annotated[str, Field(description="Text to write, stored as UTF-8 exactly as given.")]
 Overwrite = Annotated[bool, Field(description="Replace the destination if it already exists.")]
 Limit = Annotated[int, Field(ge=1, le=2000, description="Maximum number of entries returned.")]
-
+Hidden = Annotated[bool, Field(description="Include names starting with '.' (and, when "
+                                           "searching, what is inside such folders).")]
+Src = Annotated[Path, Field(description="The file or folder to act on.")]
+Dst = Annotated[Path, Field(description="Full destination path, name included "
+                                        "(not just the folder to put it in).")]
 
 _REASONS: list[tuple[type[OSError], str]] = [
     (FileNotFoundError, "{name} does not exist"), (IsADirectoryError, "it is a folder"),
@@ -81,47 +85,47 @@ def _exists(path: Path) -> ToolError:
 
 
 def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    return "file" if stat.S_ISREG(mode) else "other"
+    return ("symlink" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode)
+            else "file" if stat.S_ISREG(mode) else "other")
 
 
-def _describe(path: Path, st: os.stat_result, name: str | None = None) -> Result:
-    kind = _kind(st.st_mode)
-    out: Result = {"name" if name else "path": name or str(path), "kind": kind}
-    if kind == "file":
+def _describe(path: Path, st: os.stat_result, key: str = "path") -> Result:
+    out: Result = {key: path.name if key == "name" else str(path), "kind": _kind(st.st_mode)}
+    if out["kind"] == "file":
         out["size"] = st.st_size
-    if kind == "symlink":
+    elif out["kind"] == "symlink":
         with contextlib.suppress(OSError):
             out["target"] = os.readlink(path)
     out["modified"] = datetime.fromtimestamp(st.st_mtime).astimezone().isoformat("T", "seconds")
     return out
 
 
-def _is_binary(head: bytes) -> bool:
-    if b"\0" in head:
-        return True
-    try:  # final=False: a multi-byte character cut at the sniff boundary is fine
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def _refuse_binary(path: Path, raw: BinaryIO, size: int) -> None:
-    if _is_binary(raw.read(SNIFF_BYTES)):
-        raise ToolError(f"{path} is a binary (or non-UTF-8) file of {size} bytes; "
-                        "only text files can be read or appended to")
-    raw.seek(0)
+def _open_text(path: Path, st: os.stat_result) -> BinaryIO:
+    """Open a regular file for reading, refusing binary content (NUL bytes, not UTF-8)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ToolError(f"{path} is not a regular file")
+    raw = open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb")  # noqa: SIM115 - caller closes
+    try:
+        head = raw.read(SNIFF_BYTES)
+        try:  # final=False when the sniff may have cut a multi-byte character in two
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SNIFF_BYTES)
+        except UnicodeDecodeError:
+            head = b"\0"
+        if b"\0" in head:
+            raise ToolError(f"{path} is a binary (or non-UTF-8) file of {st.st_size} bytes; "
+                            "only text files can be read or appended to")
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
 
 
 def _encode(content: str) -> bytes:
     try:
         return content.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ToolError(f"content is not valid text: {exc.reason} at position {exc.start}") from None
+        raise ToolError(f"content is not valid text: {exc.reason} at {exc.start}") from None
 
 
 def _make_parents(path: Path) -> list[str]:
@@ -129,43 +133,33 @@ def _make_parents(path: Path) -> list[str]:
     missing = [p for p in path.parents if not os.path.lexists(p)][::-1]
     for folder in missing:
         os.mkdir(folder)
-    if missing:
-        log.info("created folders %s", [str(p) for p in missing])
+        log.info("created folder %s", folder)
     return [str(p) for p in missing]
 
 
 def _check_target(src: Path, dst: Path, overwrite: bool) -> os.stat_result:
     """Validate a copy/move pair; returns the source's lstat."""
     st = os.lstat(src)
-    if src == dst:
-        raise ToolError(f"{src}: source and destination are the same path")
-    if dst.is_relative_to(src):
-        raise ToolError(f"cannot put {src} inside itself ({dst})")
+    if src == dst or dst.is_relative_to(src):
+        raise ToolError(f"cannot put {src} at {dst}: that is the same path or inside it")
     if os.path.isdir(dst):
         raise ToolError(f"{dst} is an existing folder; give the full destination path, "
                         f"e.g. {dst / src.name}")
-    if os.path.lexists(dst):
-        if stat.S_ISDIR(st.st_mode):
-            raise ToolError(f"{dst} already exists; a folder never replaces a file")
-        if not overwrite:
-            raise _exists(dst)
+    if os.path.lexists(dst) and stat.S_ISDIR(st.st_mode):
+        raise ToolError(f"{dst} already exists; a folder never replaces a file")
+    if os.path.lexists(dst) and not overwrite:
+        raise _exists(dst)
     return st
 
 
-def _atomic_write(path: Path, fill: Callable[[BinaryIO], None], overwrite: bool,
+def _atomic_write(path: Path, fill: Callable[[BinaryIO], object], overwrite: bool,
                   mode: int | None = None) -> None:
-    """Write a temp file beside `path`, fsync it, then put it in place in one step.
-
-    A crash leaves either the old file or the new one, never half of one. Without
-    `overwrite`, the final step is a hard link, which fails atomically if `path` exists.
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
-        try:  # created with 0o666 so the process umask applies, like any new file
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
-            break
-        except FileExistsError:
-            continue
+    """Write a temp file beside `path`, fsync it, then put it in place in one step, so a
+    crash leaves the old file or the new one, never half of one. Without `overwrite` the
+    last step is a hard link, which fails atomically if `path` has appeared meanwhile."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
+    # Mode 0o666 so the umask applies as to any new file; O_EXCL never reuses a file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             fill(f)
@@ -173,49 +167,43 @@ def _atomic_write(path: Path, fill: Callable[[BinaryIO], None], overwrite: bool,
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
-        if overwrite:
+        try:
+            os.replace(tmp, path) if overwrite else os.link(tmp, path)
+        except FileExistsError:
+            raise _exists(path) from None
+        except OSError:  # no hard links on this filesystem
+            if overwrite or os.path.lexists(path):
+                raise
             os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise _exists(path) from None
-            except OSError:  # no hard links on this filesystem
-                if os.path.lexists(path):
-                    raise _exists(path) from None
-                os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        with contextlib.suppress(OSError):  # make the new directory entry durable (POSIX)
             dir_fd = os.open(path.parent, os.O_RDONLY)
-            os.fsync(dir_fd)
-            os.close(dir_fd)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def _trash_dirs(path: Path) -> list[tuple[Path, Path]]:
-    """(trash folder, folder its relative .trashinfo paths start from), per freedesktop."""
+def _trash_entries(path: Path) -> dict[Path, Path]:
+    """.trashinfo file -> trashed copy, for each entry of `path` in a freedesktop trash
+    (the home trash, then the trash folders at the top of the path's drive)."""
     data = Path(os.path.realpath(os.environ.get("XDG_DATA_HOME")
                                  or Path.home() / ".local" / "share"))
-    out = [(data / "Trash", data)]
     mount = path.parent
     while not os.path.ismount(mount) and mount.parent != mount:
         mount = mount.parent
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    out += [(mount / ".Trash" / str(uid), mount), (mount / f".Trash-{uid}", mount)]
-    return out
-
-
-def _trash_entries(path: Path) -> dict[Path, Path]:
-    """.trashinfo file -> trashed copy, for every freedesktop trash entry of `path`."""
-    stem, found = os.path.splitext(path.name)[0], {}
-    for trash, topdir in _trash_dirs(path):
+    stem, found = os.path.splitext(path.name)[0], dict[Path, Path]()
+    for trash, topdir in [(data / "Trash", data), (mount / ".Trash" / str(uid), mount),
+                          (mount / f".Trash-{uid}", mount)]:
         with contextlib.suppress(OSError), os.scandir(trash / "info") as it:
             for entry in it:
                 if entry.name.startswith(stem) and entry.name.endswith(".trashinfo"):
                     text = Path(entry.path).read_text("utf-8", "replace")
                     fields = dict(line.partition("=")[::2] for line in text.splitlines())
-                    if topdir / unquote(fields.get("Path", "")) == path:
+                    if topdir / unquote(fields.get("Path", "")) == path:  # relative or not
                         found[Path(entry.path)] = trash / "files" / entry.name[:-10]
     return found
 
@@ -236,11 +224,8 @@ class FilesDriver(Driver):
             st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 raise ToolError(f"{path} is a folder; use files_list to see what is in it")
-            if not stat.S_ISREG(st.st_mode):
-                raise ToolError(f"{path} is not a regular file")
-            with open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as raw:
-                _refuse_binary(path, raw, st.st_size)
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+            with io.TextIOWrapper(_open_text(path, st), encoding="utf-8-sig",
+                                  errors="replace", newline="") as text:
                 skipped = 0
                 while skipped < offset and (chunk := text.readline(65536)):
                     skipped += chunk.endswith(("\n", "\r"))
@@ -260,9 +245,8 @@ class FilesDriver(Driver):
         out: Result = {"path": str(path), "content": "".join(lines), "first_line": offset + 1,
                        "lines": len(lines), "size_bytes": st.st_size, "truncated": more}
         if more:
-            out["next_offset"] = offset + len(lines)
-            out["note"] = (f"output stopped at line {offset + len(lines)}; call again with "
-                           f"offset={offset + len(lines)} for the rest")
+            out["next_offset"] = nxt = offset + len(lines)
+            out["note"] = f"output stopped at line {nxt}; call again with offset={nxt} for more"
         return out
 
     @operation("fs.write:{path}")
@@ -285,35 +269,25 @@ class FilesDriver(Driver):
 
     @operation("fs.write:{path}")
     def append(self, path: FilePath, content: Content) -> Result:
-        """Append text to the end of a file, creating the file (and its folders) if missing.
-        Returns the number of bytes appended and the new size."""
+        """Append text to the end of a text file, creating the file (and its folders) if
+        missing. Returns the number of bytes appended and the new size."""
         data = _encode(content)
         with _errors(path, "append to"):
-            existed = os.path.lexists(path)
-            if existed:
-                st = os.stat(path)
-                if not stat.S_ISREG(st.st_mode):
-                    raise ToolError(f"{path} is not a regular file")
-                with open(os.open(path, os.O_RDONLY | _NOFOLLOW), "rb") as raw:
-                    _refuse_binary(path, raw, st.st_size)
+            if existed := os.path.lexists(path):
+                _open_text(path, os.stat(path)).close()
             created_dirs = _make_parents(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW
+            with open(os.open(path, flags, 0o666), "ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                size = os.fstat(f.fileno()).st_size
         log.info("appended %d bytes to %s", len(data), path)
         return {"path": str(path), "bytes_appended": len(data), "size": size,
                 "created": not existed, "created_dirs": created_dirs}
 
     @operation("fs.read:{path}")
-    def list(self, path: DirPath,
-             show_hidden: Annotated[bool, Field(description="Include names starting with '.'.")]
-             = False, limit: Limit = 500) -> Result:
+    def list(self, path: DirPath, show_hidden: Hidden = False, limit: Limit = 500) -> Result:
         """List a folder: each entry's name, kind (file, dir, symlink, other), size and
         modification time, folders first then by name."""
         entries: list[Result] = []
@@ -328,8 +302,8 @@ class FilesDriver(Driver):
                         hidden += 1
                         continue
                     with contextlib.suppress(OSError):  # vanished while listing
-                        entries.append(_describe(Path(entry.path),
-                                                 entry.stat(follow_symlinks=False), entry.name))
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append(_describe(Path(entry.path), st, key="name"))
         entries.sort(key=lambda e: (e["kind"] != "dir", e["name"].casefold(), e["name"]))
         return {"path": str(path), "entries": entries[:limit], "total": len(entries),
                 "truncated": len(entries) > limit, "hidden_skipped": hidden}
@@ -340,9 +314,7 @@ class FilesDriver(Driver):
                    "Shell-style glob matched against file and folder names only, "
                    "e.g. '*.pdf' or 'report-202?-*'."))],
                case_sensitive: Annotated[bool, Field(description="Match case exactly.")] = False,
-               include_hidden: Annotated[bool, Field(description=(
-                   "Also look at names starting with '.' and inside such folders."))] = False,
-               limit: Limit = 200) -> Result:
+               include_hidden: Hidden = False, limit: Limit = 200) -> Result:
         """Find files and folders whose name matches a glob pattern anywhere under a
         folder (symlinked folders are not followed). Returns matching paths with kind,
         size and modification time."""
@@ -350,44 +322,35 @@ class FilesDriver(Driver):
             raise ToolError("pattern matches names only; put the folder in `path` instead")
         pat = pattern if case_sensitive else pattern.casefold()
         matches: list[Result] = []
-        scanned, unreadable, truncated = 0, 0, False
-
-        def skip_dir(_: OSError) -> None:
-            nonlocal unreadable
-            unreadable += 1
-
+        unreadable: list[OSError] = []
+        scanned, stopped = 0, False
         with _errors(path, "search"):
             if not os.path.isdir(path):
                 os.lstat(path)
                 raise ToolError(f"{path} is a file, not a folder")
-            for root, dirs, files in os.walk(path, onerror=skip_dir, followlinks=False):
+            for root, dirs, files in os.walk(path, onerror=unreadable.append):
                 dirs[:] = sorted(d for d in dirs if include_hidden or not d.startswith("."))
-                names = sorted(dirs + [f for f in files if include_hidden or not f.startswith(".")])
-                for name in names:
+                names = dirs + [f for f in files if include_hidden or not f.startswith(".")]
+                for name in sorted(names):  # top-down and sorted: stable results
                     scanned += 1
                     if fnmatch.fnmatchcase(name if case_sensitive else name.casefold(), pat):
-                        full = Path(root, name)
                         with contextlib.suppress(OSError):
-                            matches.append(_describe(full, os.lstat(full)))
-                    if len(matches) >= limit or scanned >= MAX_SCAN:
-                        truncated = True
+                            matches.append(_describe(Path(root, name), os.lstat(Path(root, name))))
+                    if stopped := len(matches) >= limit or scanned >= MAX_SCAN:
                         break
-                if truncated:
+                if stopped:
                     break
         out: Result = {"path": str(path), "pattern": pattern, "matches": matches,
-                       "truncated": truncated}
-        if truncated:
-            out["note"] = (f"stopped after {len(matches)} matches / {scanned} entries; "
+                       "truncated": stopped}
+        if stopped:
+            out["note"] = (f"stopped after {len(matches)} matches in {scanned} entries; "
                            "narrow the folder or the pattern")
         if unreadable:
-            out["unreadable_folders"] = unreadable
+            out["unreadable_folders"] = len(unreadable)
         return out
 
     @operation("fs.read:{src}", "fs.write:{src}", "fs.write:{dst}")
-    def move(self, src: Annotated[Path, Field(description="File or folder to move.")],
-             dst: Annotated[Path, Field(description=(
-                 "Full new path, including the name (not just the target folder)."))],
-             overwrite: Overwrite = False) -> Result:
+    def move(self, src: Src, dst: Dst, overwrite: Overwrite = False) -> Result:
         """Move or rename a file or folder to a new full path; missing parent folders
         of the destination are created."""
         with _errors(src, "move"):
@@ -398,53 +361,28 @@ class FilesDriver(Driver):
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-                self._copy_into_place(src, dst, st, overwrite)  # another filesystem
-                if stat.S_ISDIR(st.st_mode):
-                    shutil.rmtree(src)
-                else:
-                    os.unlink(src)
+                _copy_into_place(src, dst, st, overwrite)  # onto another filesystem
+                shutil.rmtree(src) if stat.S_ISDIR(st.st_mode) else os.unlink(src)
         log.info("moved %s to %s", src, dst)
         return {"src": str(src), "dst": str(dst), "kind": _kind(st.st_mode),
                 "created_dirs": created_dirs}
 
     @operation("fs.read:{src}", "fs.write:{dst}")
-    def copy(self, src: Annotated[Path, Field(description="File or folder to copy.")],
-             dst: Annotated[Path, Field(description=(
-                 "Full path of the copy, including the name (not just the target folder)."))],
-             overwrite: Overwrite = False) -> Result:
+    def copy(self, src: Src, dst: Dst, overwrite: Overwrite = False) -> Result:
         """Copy a file or a whole folder to a new full path (symlinks inside a folder are
         copied as links); missing parent folders of the destination are created."""
         with _errors(src, "copy"):
             st = _check_target(src, dst, overwrite)
             created_dirs = _make_parents(dst)
-            self._copy_into_place(src, dst, st, overwrite)
+            _copy_into_place(src, dst, st, overwrite)
         log.info("copied %s to %s", src, dst)
         return {"src": str(src), "dst": str(dst), "kind": _kind(st.st_mode),
                 "created_dirs": created_dirs}
 
-    @staticmethod
-    def _copy_into_place(src: Path, dst: Path, st: os.stat_result, overwrite: bool) -> None:
-        if not stat.S_ISDIR(st.st_mode):
-            with open(os.open(src, os.O_RDONLY | _NOFOLLOW), "rb") as f:
-                _atomic_write(dst, lambda out: shutil.copyfileobj(f, out), overwrite,
-                              stat.S_IMODE(st.st_mode))
-            with contextlib.suppress(OSError):
-                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-            return
-        tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
-        try:  # build the copy beside its target, then rename: no half-copied folders
-            shutil.copytree(src, tmp, symlinks=True)
-            os.rename(tmp, dst)
-        except shutil.Error as exc:
-            failed = "; ".join(f"{a}: {why}" for a, _, why in exc.args[0][:3])
-            raise ToolError(f"cannot copy {src}: {failed}") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
     @operation("fs.delete:{path}")
-    def delete(self, path: Annotated[Path, Field(description=(
-            "File or folder to move to the trash."))]) -> Result:
-        """Move a file or folder to the desktop trash (it can be restored from there).
+    def delete(self, path: Annotated[Path, Field(
+            description="The file or folder to move to the trash.")]) -> Result:
+        """Move a file or folder to the desktop trash, from where it can be restored.
         Returns where the trashed copy went, when that can be determined."""
         home = Path.home().resolve()
         if path.parent == path or path == home or path in home.parents:
@@ -455,10 +393,30 @@ class FilesDriver(Driver):
             try:
                 send2trash(path)
             except TrashPermissionError:
-                raise ToolError(f"cannot delete {path}: no usable trash on its drive; "
+                raise ToolError(f"cannot delete {path}: its drive has no usable trash; "
                                 "it was left in place") from None
-        new = [(copy, info) for info, copy in _trash_entries(path).items() if info not in before]
+        new = [(c, info) for info, c in _trash_entries(path).items() if info not in before]
         log.info("trashed %s to %s", path, new[0][0] if new else "the system trash")
         return {"path": str(path), "kind": kind,
                 "trashed_to": str(new[0][0]) if len(new) == 1 else None,
                 "trash_info": str(new[0][1]) if len(new) == 1 else None}
+
+
+def _copy_into_place(src: Path, dst: Path, st: os.stat_result, overwrite: bool) -> None:
+    """Copy `src` (lstat `st`) to `dst` so that `dst` only ever appears complete."""
+    if not stat.S_ISDIR(st.st_mode):
+        with open(os.open(src, os.O_RDONLY | _NOFOLLOW), "rb") as f:
+            _atomic_write(dst, lambda out: shutil.copyfileobj(f, out), overwrite,
+                          stat.S_IMODE(st.st_mode))
+        with contextlib.suppress(OSError):
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}")
+    try:  # build the copy beside its target, then rename it into place
+        shutil.copytree(src, tmp, symlinks=True)
+        os.rename(tmp, dst)
+    except shutil.Error as exc:
+        failed = "; ".join(f"{a}: {why}" for a, _, why in exc.args[0][:3])
+        raise ToolError(f"cannot copy {src}: {failed}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

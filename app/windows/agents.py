@@ -129,11 +129,19 @@ class AgentsWindow(QWidget):
                          on_error=self.status.error)
 
     def _done(self, method: str, pid: int, result: object) -> None:
-        if isinstance(result, dict) and result.get("pid") == pid:
-            self.model.upsert({k: result[k] for k in ("pid", "agent", "state", "reason")
-                               if k in result})
-        past = {"suspend": "suspended", "resume": "resumed", "kill": "killed"}[method]
-        self.status.info(f"Process {pid} {past}.")
+        record = result if isinstance(result, dict) else {}
+        if record.get("pid") == pid:
+            self.model.upsert({k: record[k] for k in ("pid", "agent", "state", "reason")
+                               if k in record})
+        state = record.get("state")
+        if method == "suspend" and state != "suspended" and record.get("suspend_requested"):
+            text = f"Process {pid} pauses at its next step."
+        elif method == "kill" and state != "terminated" and record.get("kill_requested"):
+            text = f"Process {pid} ends at its next step."
+        else:
+            past = {"suspend": "suspended", "resume": "resumed", "kill": "killed"}[method]
+            text = f"Process {pid} {past}."
+        self.status.info(text)
         self.bridge.refresh_soon()
 
     def _kill(self) -> None:

@@ -93,6 +93,7 @@ class PermissionsWindow(QWidget):
         self.model.modelReset.connect(self._update_buttons)
         self.model.rowsRemoved.connect(self._update_buttons)
         self.model.dataChanged.connect(self._update_buttons)
+        bridge.event.connect(self._on_event)
         self._update_buttons()
 
     # -- state --------------------------------------------------------------------------
@@ -155,6 +156,12 @@ class PermissionsWindow(QWidget):
                 self._update_buttons()
 
         self.bridge.call("grants", agent, on_done=show, on_error=self.status.error)
+
+    def _on_event(self, event: object) -> None:
+        # rules changed elsewhere (the CLI, another window): show them
+        if isinstance(event, dict) and event.get("type") == "grants.changed" \
+                and event.get("agent") == self.agent and self.isVisible():
+            self.load_grants()
 
     # -- changes ------------------------------------------------------------------------
     def add_rule(self) -> None:

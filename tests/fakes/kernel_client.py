@@ -236,13 +236,17 @@ class FakeKernelClient:
             raise KernelError(422, f"unknown mode {mode!r}")
         with self._lock:
             self.grant_table[(agent, capability)] = mode
-        return {"agent": agent, "capability": capability, "mode": mode}
+        row = {"agent": agent, "capability": capability, "mode": mode}
+        self.emit({"type": "grants.changed", **row})
+        return row
 
     def revoke_grant(self, agent: str, capability: str) -> dict[str, Any]:
         self._enter("revoke_grant", agent, capability)
         with self._lock:
             if self.grant_table.pop((agent, capability), None) is None:
                 raise KernelError(404, f"{agent} has no rule for {capability}")
+        self.emit({"type": "grants.changed", "agent": agent, "capability": capability,
+                   "mode": None})
         return {"agent": agent, "capability": capability, "revoked": True}
 
     def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:

@@ -6,7 +6,10 @@ Point the real ``anthropic`` SDK at it::
         server.script(text("Hello"), tool_use("ls", {"path": "~"}))
         client = anthropic.Anthropic(api_key="test-key", base_url=server.base_url)
         ...
-        assert server.requests[0].headers["x-api-key"] == "test-key"
+        assert server.requests[0].api_key == "test-key"  # x-api-key or Authorization: Bearer
+
+One server can serve a whole test module: call :meth:`FakeMessagesAPI.reset`
+between tests and :meth:`FakeMessagesAPI.set_limits` to change the limits.
 
 It serves ``POST /v1/messages`` (plain JSON and ``"stream": true`` SSE) and
 ``POST /v1/messages/count_tokens`` on 127.0.0.1 with Starlette + uvicorn in a
@@ -32,13 +35,14 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import socket
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 import uvicorn
@@ -48,15 +52,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.prompt_cache import (
-    MAX_BREAKPOINTS,
-    PromptCache,
-    count_breakpoints,
-    estimate_tokens,
-    segments,
-)
-from tests.fakes.ratelimit import RateLimiter
+from tests.fakes.prompt_cache import CachePlan, PromptCache, estimate_tokens, segments
+from tests.fakes.ratelimit import Admission, RateLimiter
+from tests.fakes.validation import validate_request
 from tests.fakes.replies import (
+    ERROR_MESSAGES,
     BrokenStreamReply,
     DelayedReply,
     ErrorReply,
@@ -80,6 +80,8 @@ from tests.fakes.replies import (
 
 __all__ = [
     "FakeMessagesAPI",
+    "MessageReply",
+    "ErrorReply",
     "RecordedRequest",
     "UsageRecord",
     "Reply",
@@ -154,7 +156,8 @@ def echo_responder(body: dict[str, Any]) -> Reply:
         if isinstance(content, str):
             last = content
         elif isinstance(content, list):
-            last = " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+            texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+            last = " ".join(texts)
         if last:
             break
     return text(f"(fake echo) {last[:200]}")
@@ -184,6 +187,7 @@ class FakeMessagesAPI:
         self.cache = PromptCache(clock, min_tokens=cache_min_tokens)
         self.limiter = RateLimiter(clock, rpm=rpm, itpm=itpm, otpm=otpm)
         self.count_429 = 0  # every 429 sent, scripted or emulated
+        self._defaults = (responder, {"rpm": rpm, "itpm": itpm, "otpm": otpm}, seconds_per_output_token)
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._usage: list[UsageRecord] = []
@@ -245,6 +249,23 @@ class FakeMessagesAPI:
 
     # ------------------------------------------------------------ scripting / inspection
 
+    def reset(self) -> None:
+        """Forget everything (queue, requests, usage, 429s, cache, rate windows) and restore
+        the constructor's responder, limits and pacing — lets one server serve many tests."""
+        with self._lock:
+            self._queue.clear()
+            self._requests.clear()
+            self._usage.clear()
+            self.count_429 = 0
+            self.responder, limits, self.seconds_per_output_token = self._defaults
+            self.cache.clear()
+            self.limiter = RateLimiter(self.clock, **limits)
+
+    def set_limits(self, *, rpm: int | None = None, itpm: int | None = None, otpm: int | None = None) -> None:
+        """Replace the rate limits (None = unlimited) and start with empty windows."""
+        with self._lock:
+            self.limiter = RateLimiter(self.clock, rpm=rpm, itpm=itpm, otpm=otpm)
+
     def script(self, *replies: Reply) -> None:
         """Queue replies, answered in FIFO order before the responder is asked."""
         with self._lock:
@@ -283,7 +304,7 @@ class FakeMessagesAPI:
         get = getters[kind]
         records = sorted(self.usage_log, key=lambda r: r.time)
         best = total = start = 0
-        for end, rec in enumerate(records):
+        for rec in records:
             total += get(rec)
             while records[start].time <= rec.time - window:
                 total -= get(records[start])
@@ -317,14 +338,21 @@ class FakeMessagesAPI:
         return headers
 
     def _error(
-        self, rec: RecordedRequest, request_id: str, status: int, kind: str, msg: str, retry_after: float | None = None
+        self,
+        rec: RecordedRequest,
+        request_id: str,
+        status: int,
+        kind: str,
+        msg: str,
+        retry_after: float | None = None,
     ) -> JSONResponse:
         rec.status = status
         if status == 429:
             with self._lock:
                 self.count_429 += 1
         extra = {"retry-after": format_retry_after(retry_after)} if retry_after is not None else None
-        return JSONResponse(error_body(kind, msg, request_id), status, headers=self._headers(request_id, extra))
+        headers = self._headers(request_id, extra)
+        return JSONResponse(error_body(kind, msg, request_id), status, headers=headers)
 
     async def _not_found(self, request: Request) -> Response:
         rec = await self._record(request)
@@ -333,27 +361,11 @@ class FakeMessagesAPI:
     async def _count_tokens(self, request: Request) -> Response:
         rec = await self._record(request)
         request_id = new_id("req_")
-        problem = self._validate(rec.body, need_max_tokens=False)
+        problem = validate_request(rec.body, strict=self.strict, need_max_tokens=False)
         if problem:
             return self._error(rec, request_id, 400, "invalid_request_error", problem)
         rec.status = 200
         return JSONResponse({"input_tokens": estimate_tokens(rec.body)}, headers=self._headers(request_id))
-
-    def _validate(self, body: Any, *, need_max_tokens: bool = True) -> str | None:
-        if not isinstance(body, dict):
-            return "request body must be a JSON object"
-        if not isinstance(body.get("model"), str):
-            return "model: Field required"
-        if need_max_tokens and not isinstance(body.get("max_tokens"), int):
-            return "max_tokens: Field required"
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            return "messages: Field required"
-        if count_breakpoints(body) > MAX_BREAKPOINTS:
-            return f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {count_breakpoints(body)}."
-        if self.strict:
-            return _check_tool_pairing(messages)
-        return None
 
     async def _next_reply(self, body: dict[str, Any]) -> tuple[Reply, bool]:
         """The reply to give and whether it came from the queue."""
@@ -365,29 +377,9 @@ class FakeMessagesAPI:
         log.warning(NO_REPLY_MESSAGE)
         return server_error(500, NO_REPLY_MESSAGE), False
 
-    async def _messages(self, request: Request) -> Response:
-        rec = await self._record(request)
-        request_id = new_id("req_")
-        body = rec.body
-        problem = self._validate(body)
-        if problem:
-            return self._error(rec, request_id, 400, "invalid_request_error", problem)
-        try:
-            original, from_queue = await self._next_reply(body)
-        except Exception as exc:  # a broken responder is a test bug: say so in the 500
-            log.exception("responder failed")
-            return self._error(rec, request_id, 500, "api_error", f"fake responder raised {exc!r}")
-
-        wait, reply = 0.0, original
-        while isinstance(reply, DelayedReply):
-            wait, reply = wait + reply.seconds, reply.reply
-        if isinstance(reply, ErrorReply):
-            await asyncio.sleep(wait)
-            return self._error(rec, request_id, reply.status, reply.error_type, reply.message, reply.retry_after)
-
-        broken = reply if isinstance(reply, BrokenStreamReply) else None
-        turn: MessageReply = broken.reply if broken else reply  # type: ignore[assignment]
-        output_tokens = turn.output_token_count()
+    def _admit(self, body: dict[str, Any], output_tokens: int) -> tuple[CachePlan, Admission]:
+        """Price the request with the prompt cache and pass it through the rate limiter;
+        if admitted, commit the cache reads/writes and log the usage."""
         with self._lock:
             plan = self.cache.plan(body["model"], segments(body))
             admission = self.limiter.try_admit(plan.rate_limited_input_tokens, output_tokens)
@@ -402,11 +394,39 @@ class FakeMessagesAPI:
                         output_tokens,
                     )
                 )
-            elif from_queue:
-                self._queue.appendleft(original)  # the retry gets the same scripted reply
+        return plan, admission
+
+    async def _messages(self, request: Request) -> Response:
+        rec = await self._record(request)
+        request_id = new_id("req_")
+        body = rec.body
+        problem = validate_request(body, strict=self.strict)
+        if problem:
+            return self._error(rec, request_id, 400, "invalid_request_error", problem)
+        try:
+            original, from_queue = await self._next_reply(body)
+        except Exception as exc:  # a broken responder is a test bug: say so in the 500
+            log.exception("responder failed")
+            return self._error(rec, request_id, 500, "api_error", f"fake responder raised {exc!r}")
+
+        wait, reply = 0.0, original
+        while isinstance(reply, DelayedReply):
+            wait, reply = wait + reply.seconds, reply.reply
+        if isinstance(reply, ErrorReply):
+            await asyncio.sleep(wait)
+            r = reply
+            return self._error(rec, request_id, r.status, r.error_type, r.message, r.retry_after)
+
+        broken = reply if isinstance(reply, BrokenStreamReply) else None
+        turn: MessageReply = broken.reply if broken else reply  # type: ignore[assignment]
+        output_tokens = turn.output_token_count()
+        plan, admission = self._admit(body, output_tokens)
         if not admission.admitted:
+            if from_queue:
+                with self._lock:
+                    self._queue.appendleft(original)  # the retry gets the same scripted reply
             log.info("rate limit: %s (retry after %.2fs)", admission.exceeded, admission.retry_after)
-            retry = float(max(1, -(-admission.retry_after // 1)))  # whole seconds, rounded up
+            retry = float(max(1, math.ceil(admission.retry_after)))  # whole seconds, as Anthropic sends
             return self._error(rec, request_id, 429, "rate_limit_error", admission.message, retry)
 
         await asyncio.sleep(wait)
@@ -440,8 +460,8 @@ class FakeMessagesAPI:
             if broken and n >= broken.after_events:
                 if broken.error_type is None:
                     raise _DropConnection("broken_stream: dropping the connection")
-                err = error_body(broken.error_type, "Overloaded" if broken.error_type == "overloaded_error" else broken.error_type, "")
-                err.pop("request_id")
+                kind = broken.error_type
+                err = {"type": "error", "error": {"type": kind, "message": ERROR_MESSAGES.get(kind, kind)}}
                 yield f"event: error\ndata: {json.dumps(err)}\n\n".encode()
                 return
             if event.weight and generation_time:
@@ -449,43 +469,13 @@ class FakeMessagesAPI:
             yield event.encode()
 
 
-def _check_tool_pairing(messages: list[Any]) -> str | None:
-    """The real API's 400s for tool_use without tool_result and vice versa."""
-
-    def blocks(msg: Any, kind: str) -> list[dict[str, Any]]:
-        content = msg.get("content") if isinstance(msg, dict) else None
-        return [b for b in content or [] if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
-
-    for i, msg in enumerate(messages):
-        role = msg.get("role") if isinstance(msg, dict) else None
-        if role == "assistant" and i + 1 < len(messages):
-            ids = [b.get("id") for b in blocks(msg, "tool_use")]
-            answered = {b.get("tool_use_id") for b in blocks(messages[i + 1], "tool_result")}
-            missing = [x for x in ids if x not in answered]
-            if missing:
-                return (
-                    f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-                    f"{', '.join(map(str, missing))}. Each `tool_use` block must have a corresponding "
-                    f"`tool_result` block in the next message."
-                )
-        if role == "user":
-            previous = messages[i - 1] if i > 0 else {}
-            known = {b.get("id") for b in blocks(previous, "tool_use")}
-            for j, b in enumerate(blocks(msg, "tool_result")):
-                if b.get("tool_use_id") not in known:
-                    return (
-                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                        f"{b.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
-                        f"block in the previous message."
-                    )
-    return None
-
-
 # ---------------------------------------------------------------- process entry point
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.messages_api", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.messages_api", description="A local fake of the Anthropic Messages API."
+    )
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute limit")
     parser.add_argument("--itpm", type=int, default=None, help="input tokens per minute limit")
@@ -494,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo", action="store_true", help="answer every request with a short text")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
     if not args.echo:
         log.warning("no --echo: every request will get a 500 'no scripted reply'")
 

@@ -128,27 +128,30 @@ def message(
     return MessageReply(content, stop_reason, None, output_tokens)
 
 
-def _error_body_message(kind: str) -> str:
-    return {
-        "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit",
-        "overloaded_error": "Overloaded",
-        "api_error": "Internal server error",
-    }.get(kind, kind)
+ERROR_MESSAGES = {
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit",
+    "overloaded_error": "Overloaded",
+    "api_error": "Internal server error",
+}
 
 
 def rate_limited(retry_after: float = 1.0, message: str | None = None) -> ErrorReply:
-    return ErrorReply(429, "rate_limit_error", message or _error_body_message("rate_limit_error"), retry_after)
+    """HTTP 429 rate_limit_error with a ``retry-after`` header."""
+    return ErrorReply(429, "rate_limit_error", message or ERROR_MESSAGES["rate_limit_error"], retry_after)
 
 
 def overloaded(retry_after: float | None = None, message: str | None = None) -> ErrorReply:
-    return ErrorReply(529, "overloaded_error", message or "Overloaded", retry_after)
+    """HTTP 529 overloaded_error (``retry-after`` only if given)."""
+    return ErrorReply(529, "overloaded_error", message or ERROR_MESSAGES["overloaded_error"], retry_after)
 
 
 def server_error(status: int = 500, message: str | None = None) -> ErrorReply:
-    return ErrorReply(status, "api_error", message or "Internal server error")
+    return ErrorReply(status, "api_error", message or ERROR_MESSAGES["api_error"])
 
 
-def api_error(status: int, error_type: str, message: str, retry_after: float | None = None) -> ErrorReply:
+def api_error(
+    status: int, error_type: str, message: str, retry_after: float | None = None
+) -> ErrorReply:
     """Any Anthropic error, e.g. ``api_error(400, "invalid_request_error", "...")``."""
     return ErrorReply(status, error_type, message, retry_after)
 
@@ -217,8 +220,21 @@ class SSEEvent:
         return f"event: {self.event}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
 
 
+def _block_start(index: int, block: dict[str, Any]) -> SSEEvent:
+    return SSEEvent("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+
+
+def _block_delta(index: int, delta: dict[str, Any], weight: int) -> SSEEvent:
+    data = {"type": "content_block_delta", "index": index, "delta": delta}
+    return SSEEvent("content_block_delta", data, weight)
+
+
 def stream_events(message_obj: dict[str, Any]) -> Iterator[SSEEvent]:
-    """The SSE events Anthropic sends for ``message_obj``, in order."""
+    """The SSE events Anthropic sends for ``message_obj``, in order.
+
+    Text arrives a few words per ``text_delta``; tool input as ``input_json_delta``
+    pieces (an empty one first, as the real API does, then ~4 slices of the JSON).
+    """
     usage = message_obj["usage"]
     start = dict(message_obj, content=[], stop_reason=None, stop_sequence=None)
     start["usage"] = dict(usage, output_tokens=min(1, usage["output_tokens"]))
@@ -226,39 +242,15 @@ def stream_events(message_obj: dict[str, Any]) -> Iterator[SSEEvent]:
     yield SSEEvent("ping", {"type": "ping"})
     for index, block in enumerate(message_obj["content"]):
         if block["type"] == "text":
-            yield SSEEvent(
-                "content_block_start",
-                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
-            )
+            yield _block_start(index, {"type": "text", "text": ""})
             for chunk in _text_chunks(block["text"]):
-                yield SSEEvent(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}},
-                    weight=len(chunk),
-                )
+                yield _block_delta(index, {"type": "text_delta", "text": chunk}, len(chunk))
         else:
-            head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield SSEEvent(
-                "content_block_start", {"type": "content_block_start", "index": index, "content_block": head}
-            )
+            yield _block_start(index, {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}})
             raw = json.dumps(block["input"], separators=(",", ":"))
             for chunk in [""] + _chunks(raw, max(4, len(raw) // 4 + 1)):
-                yield SSEEvent(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": index,
-                        "delta": {"type": "input_json_delta", "partial_json": chunk},
-                    },
-                    weight=len(chunk),
-                )
+                yield _block_delta(index, {"type": "input_json_delta", "partial_json": chunk}, len(chunk))
         yield SSEEvent("content_block_stop", {"type": "content_block_stop", "index": index})
-    yield SSEEvent(
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message_obj["stop_reason"], "stop_sequence": message_obj["stop_sequence"]},
-            "usage": dict(usage),
-        },
-    )
+    delta = {"stop_reason": message_obj["stop_reason"], "stop_sequence": message_obj["stop_sequence"]}
+    yield SSEEvent("message_delta", {"type": "message_delta", "delta": delta, "usage": dict(usage)})
     yield SSEEvent("message_stop", {"type": "message_stop"})

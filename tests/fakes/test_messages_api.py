@@ -45,15 +45,22 @@ class FakeClock:
         self.t += seconds
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def server(clock: FakeClock) -> Iterator[FakeMessagesAPI]:
+@pytest.fixture(scope="module")
+def shared_server(clock: FakeClock) -> Iterator[FakeMessagesAPI]:
+    # One server for the module (starting/stopping uvicorn costs ~0.15 s); reset per test.
     with FakeMessagesAPI(clock=clock) as s:
         yield s
+
+
+@pytest.fixture
+def server(shared_server: FakeMessagesAPI) -> FakeMessagesAPI:
+    shared_server.reset()
+    return shared_server
 
 
 def client_for(server: FakeMessagesAPI, **kw: Any) -> anthropic.Anthropic:
@@ -206,18 +213,18 @@ def test_sdk_retries_a_429_then_succeeds(server: FakeMessagesAPI) -> None:
 
 
 def test_delay_triggers_client_timeout(server: FakeMessagesAPI) -> None:
-    server.script(delay(1.0, text("too late")))
-    client = client_for(server, timeout=0.2)
+    server.script(delay(0.5, text("too late")))
+    client = client_for(server, timeout=0.1)
     with pytest.raises(anthropic.APITimeoutError):
         client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")])
 
 
 def test_broken_streams(server: FakeMessagesAPI, client: anthropic.Anthropic) -> None:
     server.script(broken_stream(after_events=4), broken_stream(after_events=3, error_type="overloaded_error"))
-    with pytest.raises(Exception) as dropped:
+    # Dropped mid-body: the SDK's HTTP layer reports the incomplete chunked body.
+    with pytest.raises(Exception, match="incomplete chunked read|peer closed connection"):
         with client.messages.stream(model=MODEL, max_tokens=64, messages=[user("hi")]) as s:
             s.get_final_message()
-    assert not isinstance(dropped.value, AssertionError)
     with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
         with client.messages.stream(model=MODEL, max_tokens=64, messages=[user("hi")]) as s:
             s.get_final_message()
@@ -232,14 +239,13 @@ def test_malformed_tool_input_is_passed_through(server: FakeMessagesAPI, client:
 # ---------------------------------------------------------------- rate limits
 
 
-def test_rate_limit_headers_present_and_decreasing(clock: FakeClock) -> None:
-    with FakeMessagesAPI(clock=clock, rpm=5, itpm=10_000, otpm=1_000) as server:
-        client = client_for(server)
-        server.script(text("a"), text("bb" * 10))
-        raws = [
-            client.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=[user("hi")])
-            for _ in range(2)
-        ]
+def test_rate_limit_headers_present_and_decreasing(server: FakeMessagesAPI, client: anthropic.Anthropic) -> None:
+    server.set_limits(rpm=5, itpm=10_000, otpm=1_000)
+    server.script(text("a"), text("bb" * 10))
+    raws = [
+        client.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=[user("hi")])
+        for _ in range(2)
+    ]
     h1, h2 = (r.headers for r in raws)
     assert h1["anthropic-ratelimit-requests-limit"] == "5"
     assert (h1["anthropic-ratelimit-requests-remaining"], h2["anthropic-ratelimit-requests-remaining"]) == ("4", "3")
@@ -255,35 +261,37 @@ def test_rate_limit_headers_present_and_decreasing(clock: FakeClock) -> None:
     assert h1["request-id"] != h2["request-id"]
 
 
-def test_rpm_window_enforced_with_retry_after(clock: FakeClock) -> None:
-    with FakeMessagesAPI(clock=clock, rpm=2) as server:
-        client = client_for(server)
-        server.script(text("1"), text("2"), text("3"))
-        for _ in range(2):
-            client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")])
-            clock.advance(10)
-        with pytest.raises(anthropic.RateLimitError) as info:
-            client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")])
-        assert info.value.response.headers["retry-after"] == "40"  # first request leaves the window at t0+60
-        assert server.pending == 1  # the scripted reply waits for the retry
-        clock.advance(40)
-        assert client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")]).content[0].text == "3"
+def test_rpm_window_enforced_with_retry_after(
+    server: FakeMessagesAPI, client: anthropic.Anthropic, clock: FakeClock
+) -> None:
+    server.set_limits(rpm=2)
+    server.script(text("1"), text("2"), text("3"))
+    for _ in range(2):
+        client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")])
+        clock.advance(10)
+    with pytest.raises(anthropic.RateLimitError) as info:
+        client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")])
+    assert info.value.response.headers["retry-after"] == "40"  # first request leaves the window at t0+60
+    assert server.pending == 1  # the scripted reply waits for the retry
+    clock.advance(40)
+    assert client.messages.create(model=MODEL, max_tokens=16, messages=[user("hi")]).content[0].text == "3"
     assert server.count_429 == 1
     assert server.max_window_usage("requests") == 2
     assert len(server.usage_log) == 3
 
 
-def test_itpm_counts_cache_writes_not_reads(clock: FakeClock) -> None:
+def test_itpm_counts_cache_writes_not_reads(
+    server: FakeMessagesAPI, client: anthropic.Anthropic, clock: FakeClock
+) -> None:
     body = {"model": MODEL, "max_tokens": 16, "system": cached_system(BIG_SYSTEM), "messages": [user("hi")]}
     total = estimate_tokens(body)
-    with FakeMessagesAPI(clock=clock, itpm=total + 100) as server:
-        client = client_for(server)
-        server.script(text("a"), text("b"), text("c"))
-        first = client.messages.create(**body)
-        clock.advance(1)
-        second = client.messages.create(**body)  # a cache read: nearly free for ITPM
-        clock.advance(1)
-        third = client.messages.create(**body)
+    server.set_limits(itpm=total + 100)
+    server.script(text("a"), text("b"), text("c"))
+    first = client.messages.create(**body)
+    clock.advance(1)
+    second = client.messages.create(**body)  # a cache read: nearly free for ITPM
+    clock.advance(1)
+    third = client.messages.create(**body)
     assert first.usage.cache_creation_input_tokens > 1024
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
     assert third.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
@@ -292,16 +300,17 @@ def test_itpm_counts_cache_writes_not_reads(clock: FakeClock) -> None:
     assert server.max_window_usage("cache_read_input_tokens") == 2 * second.usage.cache_read_input_tokens
 
 
-def test_otpm_refuses_reply_that_would_not_fit(clock: FakeClock) -> None:
-    with FakeMessagesAPI(clock=clock, otpm=100) as server:
-        client = client_for(server)
-        server.script(text("x", output_tokens=80), text("y", output_tokens=30))
+def test_otpm_refuses_reply_that_would_not_fit(
+    server: FakeMessagesAPI, client: anthropic.Anthropic, clock: FakeClock
+) -> None:
+    server.set_limits(otpm=100)
+    server.script(text("x", output_tokens=80), text("y", output_tokens=30))
+    client.messages.create(model=MODEL, max_tokens=100, messages=[user("hi")])
+    clock.advance(5)
+    with pytest.raises(anthropic.RateLimitError) as info:
         client.messages.create(model=MODEL, max_tokens=100, messages=[user("hi")])
-        clock.advance(5)
-        with pytest.raises(anthropic.RateLimitError) as info:
-            client.messages.create(model=MODEL, max_tokens=100, messages=[user("hi")])
-        assert info.value.response.headers["retry-after"] == "55"
-        assert "output tokens per minute" in str(info.value)
+    assert info.value.response.headers["retry-after"] == "55"
+    assert "output tokens per minute" in str(info.value)
     assert server.max_window_usage("output_tokens") == 80
 
 
@@ -377,41 +386,41 @@ def test_too_many_breakpoints_is_rejected(server: FakeMessagesAPI, client: anthr
 # ---------------------------------------------------------------- pacing, responder, process
 
 
-def test_seconds_per_output_token_paces_plain_and_streamed() -> None:
-    with FakeMessagesAPI(seconds_per_output_token=0.01) as server:
-        client = client_for(server)
-        server.script(text("x", output_tokens=20), text("word " * 20, output_tokens=20))
-        t0 = time.monotonic()
-        client.messages.create(model=MODEL, max_tokens=64, messages=[user("hi")])
-        plain = time.monotonic() - t0
-        stamps: list[float] = []
-        t0 = time.monotonic()
-        with client.messages.stream(model=MODEL, max_tokens=64, messages=[user("hi")]) as s:
-            for event in s:
-                if event.type == "text":
-                    stamps.append(time.monotonic() - t0)
+def test_seconds_per_output_token_paces_plain_and_streamed(
+    server: FakeMessagesAPI, client: anthropic.Anthropic
+) -> None:
+    server.seconds_per_output_token = 0.01
+    server.script(text("x", output_tokens=20), text("word " * 20, output_tokens=20))
+    t0 = time.monotonic()
+    client.messages.create(model=MODEL, max_tokens=64, messages=[user("hi")])
+    plain = time.monotonic() - t0
+    stamps: list[float] = []
+    t0 = time.monotonic()
+    with client.messages.stream(model=MODEL, max_tokens=64, messages=[user("hi")]) as s:
+        for event in s:
+            if event.type == "text":
+                stamps.append(time.monotonic() - t0)
     assert plain >= 0.19
     assert stamps[-1] >= 0.17 and stamps[0] < stamps[-1] - 0.1  # deltas spread over the generation time
 
 
-def test_responder_serves_concurrent_agents() -> None:
+def test_responder_serves_concurrent_agents(server: FakeMessagesAPI, client: anthropic.Anthropic) -> None:
     def responder(body: dict[str, Any]) -> Any:
         return text(f"{body['system']} got {body['messages'][-1]['content']}")
 
-    with FakeMessagesAPI(responder=responder) as server:
-        client = client_for(server)
-        results: dict[str, str] = {}
+    server.responder = responder
+    results: dict[str, str] = {}
 
-        def agent(name: str) -> None:
-            for i in range(3):
-                msg = client.messages.create(model=MODEL, max_tokens=16, system=name, messages=[user(str(i))])
-                results[f"{name}/{i}"] = msg.content[0].text  # type: ignore[union-attr]
+    def agent(name: str) -> None:
+        for i in range(3):
+            msg = client.messages.create(model=MODEL, max_tokens=16, system=name, messages=[user(str(i))])
+            results[f"{name}/{i}"] = msg.content[0].text  # type: ignore[union-attr]
 
-        threads = [threading.Thread(target=agent, args=(f"agent-{n}",)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    threads = [threading.Thread(target=agent, args=(f"agent-{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     assert len(results) == 12
     assert all(v == f"{k.split('/')[0]} got {k.split('/')[1]}" for k, v in results.items())
     assert len(server.requests) == 12

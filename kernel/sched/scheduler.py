@@ -1,0 +1,425 @@
+"""The inference scheduler: who gets the next model call, and when.
+
+Every model call is admitted here first (:meth:`Scheduler.admit`), by
+reservation: estimated input tokens + ``max_tokens`` output tokens + the
+worst-case cost are booked in the ledger at admission and replaced by the
+actual usage at :meth:`Scheduler.settle`.
+
+INVARIANT (tested by a property test): no rolling window of ``window`` seconds
+(60 s + ``window_margin``, so also no 60 s window) ever holds more requests,
+input tokens (uncached + cache writes) or output tokens than a configured
+limit, and no agent more than its ``agent_tokens_per_minute`` -- provided the
+input estimates are not below the real input (output can never exceed its
+reservation, ``max_tokens``).  Holds because (1) a call is admitted only if
+its whole reservation fits every window that contains *now* (all existing
+stamps are <= now, so that is the window ending now), and (2) settlement only
+shrinks an entry.  Likewise ``max_concurrent`` is never exceeded, and money
+booked in a day / month (closed costs + worst case of open calls) never
+exceeds its cap at any admission.
+
+All decisions happen in one synchronous method, :meth:`_pump`, run on every
+state change (admit, settle, abandon, cancel, budget change, provider
+headers, 429) and from one timer task that sleeps through ``clock.sleep_until``
+until the earliest moment something could fit -- the single gate through
+which the scheduler waits, so a :class:`VirtualClock` makes it deterministic.
+
+Ordering: strict priority classes (interactive > normal > background > idle);
+within a class by ``budget.policy``: ``fair`` = start-time fair queueing over
+tokens / weight, ``deadline`` = earliest deadline first (none last),
+``cheapest`` = smallest worst-case cost first (waiters older than
+``CHEAPEST_AGING`` s go first, so costly calls are not starved).  The first
+waiter in order blocked by a *shared* resource blocks everyone after it (no
+overtaking: a big call is never starved by small ones, and it waits at most
+one window, because calls larger than a window limit fail fast with
+:class:`RequestTooLarge`).  A waiter blocked only by its own agent quota is
+skipped, since it holds nothing the others need.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from typing import Any
+
+from kernel.sched.budget import Budget, PriceTable, Usage
+from kernel.sched.clock import Clock, SystemClock
+from kernel.sched.ledger import TOKENS, Entry, Ledger, next_period_start, period_keys
+from kernel.sched.provider import ProviderLimits
+from kernel.sched.tickets import PRIORITIES, RANK, RequestTooLarge, Reservation, Ticket
+
+log = logging.getLogger(__name__)
+
+WaitCallback = Callable[[int, "str | None"], None]
+#: (ledger dimension, budget key, label in reasons)
+WINDOW_LIMITS = (("requests", "requests_per_minute", "requests per minute"),
+                 ("input_tokens", "input_tokens_per_minute", "input tokens per minute"),
+                 ("output_tokens", "output_tokens_per_minute", "output tokens per minute"))
+CHEAPEST_AGING = 120.0
+#: Longest sleep toward a wall-clock event (day / month turn): the wall clock
+#: may jump, and a monotonic clock may stop during system suspend.
+WALL_RECHECK = 300.0
+
+
+class _Waiter:
+    __slots__ = ("ticket", "fut", "seq", "since", "reason", "kind")
+
+    def __init__(self, ticket: Ticket, fut: asyncio.Future[Reservation], seq: int,
+                 since: float) -> None:
+        self.ticket, self.fut, self.seq, self.since = ticket, fut, seq, since
+        self.reason: str | None = None
+        self.kind: str | None = None   # "own" | "global" | "shared" | "queued"
+
+
+class Scheduler:
+    """Admits model calls against one :class:`Budget`; see the module docstring.
+
+    ``tz`` is the time zone of the spend-cap day and month (None = local time).
+    ``window_margin`` lengthens our rolling window beyond the provider's 60 s,
+    so latency between admission and the provider receiving the call cannot
+    make two calls fall in one provider window that ours saw apart.
+    ``interactive_reserve`` (0..1) keeps that fraction of each rate limit for
+    the interactive class, so a person's request need not wait for a window
+    that background work filled.  ``on_wait_change(pid, reason | None)`` is
+    called when a pid starts waiting, its reason changes, or it stops waiting.
+    """
+
+    def __init__(self, budget: Budget | None = None, prices: PriceTable | None = None,
+                 clock: Clock | None = None, *, tz: tzinfo | None = None,
+                 window_margin: float = 1.0, interactive_reserve: float = 0.0,
+                 on_wait_change: WaitCallback | None = None) -> None:
+        if not 0.0 <= interactive_reserve < 1.0:
+            raise ValueError("interactive_reserve must be in [0, 1)")
+        self.budget = budget or Budget()
+        self.prices = prices or PriceTable()
+        self.clock: Clock = clock or SystemClock()
+        self.tz = tz
+        self.window = 60.0 + max(0.0, window_margin)
+        self.interactive_reserve = interactive_reserve
+        self.on_wait_change = on_wait_change
+        self.ledger = Ledger(self.window)
+        self.provider = ProviderLimits()
+        self.rate_limited_count = 0
+        self._pause_until = -math.inf
+        self._waiters: list[_Waiter] = []
+        self._open: dict[int, tuple[Entry, float]] = {}   # reservation id -> (entry, weight)
+        self._vtime: dict[int, float] = {}                # pid -> fair-share virtual time
+        self._vmin: dict[int, float] = dict.fromkeys(RANK.values(), 0.0)
+        self._pid_rank: dict[int, int] = {}
+        self._reasons: dict[int, str] = {}
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at = math.inf
+        self._pumping = self._again = False
+        self._period: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self, ticket: Ticket) -> Reservation:
+        """Wait until ``ticket`` fits every limit, book it, and return its reservation.
+
+        Raises :class:`RequestTooLarge` at once (or when a budget change makes it
+        so) if the call can never fit.  Cancelling the awaiting task removes
+        the waiter; a reservation granted in the same instant is released.
+        """
+        problem = self._too_large(ticket)
+        if problem:
+            raise RequestTooLarge(problem)
+        self._pid_rank[ticket.pid] = ticket.rank
+        fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(ticket, fut, next(self._seq), self.clock.now())
+        self._waiters.append(waiter)
+        self._pump()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.abandon(fut.result(), reached_provider=False)
+            else:
+                self._pump()
+            raise
+
+    def settle(self, reservation: Reservation, usage: Usage) -> None:
+        """Replace the reservation by the call's actual ``usage``."""
+        opened = self._open.pop(reservation.id, None)
+        if opened is None:
+            log.warning("reservation %d settled twice or unknown; ignored", reservation.id)
+            return
+        entry, weight = opened
+        if usage.counted_input_tokens > entry.input_tokens or usage.output_tokens > entry.output_tokens:
+            log.warning("pid %d used %d input / %d output tokens, reserved %d / %d: the "
+                        "estimate was low and a window may exceed its limit", entry.pid,
+                        usage.counted_input_tokens, usage.output_tokens, entry.input_tokens,
+                        entry.output_tokens)
+        self._close(entry, weight, 1, usage)
+
+    def abandon(self, reservation: Reservation, reached_provider: bool = False) -> None:
+        """A call that failed without usage: free its output (and input unless it was sent).
+
+        ``reached_provider``: the provider received the request and counts its
+        input (a dropped stream, a 5xx after sending); then the input stays in
+        the window and is billed as uncached input.  False for calls that were
+        never sent (or refused with a 429).
+        """
+        opened = self._open.pop(reservation.id, None)
+        if opened is None:
+            log.warning("reservation %d abandoned twice or unknown; ignored", reservation.id)
+            return
+        entry, weight = opened
+        usage = Usage(input_tokens=entry.input_tokens) if reached_provider else Usage()
+        self._close(entry, weight, 1 if reached_provider else 0, usage)
+
+    def _close(self, entry: Entry, weight: float, requests: int, usage: Usage) -> None:
+        reserved = entry.input_tokens + entry.output_tokens
+        cost = self.prices.cost(entry.model, usage)
+        self.ledger.close(entry, requests=requests, usage=usage, usd=cost)
+        used = usage.counted_input_tokens + usage.output_tokens
+        self._vtime[entry.pid] = self._vtime.get(entry.pid, 0.0) + (used - reserved) / weight
+        self._pump()
+
+    # ------------------------------------------------------------------ inputs
+
+    def update_budget(self, budget: Budget) -> None:
+        """Apply a new budget at once; waiters are re-evaluated (and may fail fast)."""
+        log.info("budget changed: %s", budget.model_dump(exclude_none=True))
+        self.budget = budget
+        self._pump()
+
+    def on_provider_headers(self, headers: Mapping[str, str]) -> None:
+        """Learn the provider's limits from a response's ``anthropic-ratelimit-*`` headers."""
+        now = self.clock.now()
+        self.ledger.expire(now)
+        used = {dim: self.ledger.used(dim) for dim, _, _ in WINDOW_LIMITS}
+        if self.provider.observe(headers, now, self.clock.wall(), used):
+            self._pump()
+
+    def on_rate_limited(self, retry_after: float) -> None:
+        """A 429: pause every admission for ``retry_after`` s (one back-off for all agents)."""
+        self.rate_limited_count += 1
+        until = self.clock.now() + max(0.0, float(retry_after))
+        if until > self._pause_until:
+            log.warning("provider rate limit: all admissions paused for %.1f s", retry_after)
+            self._pause_until = until
+            self._pump()
+
+    def forget(self, pid: int) -> None:
+        """Drop per-pid state of a process that ended (its waiters must be gone)."""
+        self._vtime.pop(pid, None)
+        self._pid_rank.pop(pid, None)
+
+    # ------------------------------------------------------------------ queries
+
+    def wait_reason(self, pid: int) -> str | None:
+        """Why ``pid`` waits for admission (for ``agents list``); None if it does not."""
+        return self._reasons.get(pid)
+
+    def preempt_wanted(self, pid: int) -> bool:
+        """True while a higher-class call waits for capacity ``pid``'s class could take.
+
+        The kernel checks this at every syscall boundary and suspends the agent
+        until it turns False.
+        """
+        rank = self._pid_rank.get(pid)
+        if rank is None:
+            return False
+        return any(w.ticket.rank < rank and w.kind in ("shared", "queued") and not w.fut.done()
+                   for w in self._waiters)
+
+    def paused_for(self) -> float:
+        """Seconds left of the provider back-off (0 if none)."""
+        return max(0.0, self._pause_until - self.clock.now())
+
+    def report(self) -> dict[str, Any]:
+        """Usage per agent and in total, limits and their use, waiters (``budget show --json``)."""
+        now, wall = self.clock.now(), self.clock.wall()
+        self.ledger.expire(now)
+        day, month = period_keys(wall, self.tz)
+        out = self.ledger.report(day, month)
+        limits = {key: {"limit": getattr(self.budget, key), "used": self.ledger.used(dim)}
+                  for dim, key, _ in WINDOW_LIMITS}
+        limits["max_concurrent"] = {"limit": self.budget.max_concurrent,
+                                    "used": self.ledger.in_flight()}
+        out.update({
+            "budget": self.budget.model_dump(), "policy": self.budget.policy,
+            "window_seconds": self.window, "limits": limits,
+            "spend": {"day": day, "usd_today": round(self.ledger.spent("day", day), 6),
+                      "usd_per_day": self.budget.usd_per_day,
+                      "month": month, "usd_this_month": round(self.ledger.spent("month", month), 6),
+                      "usd_per_month": self.budget.usd_per_month},
+            "paused_for": self.paused_for(), "rate_limited": self.rate_limited_count,
+            "provider": self.provider.report(now),
+            "waiting": [{"pid": w.ticket.pid, "agent": w.ticket.agent,
+                         "priority": w.ticket.priority, "reason": w.reason,
+                         "waited": now - w.since} for w in self._waiters if not w.fut.done()],
+        })
+        return out
+
+    # ------------------------------------------------------------------ decisions
+
+    def _limit(self, key: str, rank: int) -> int | None:
+        limit = getattr(self.budget, key)
+        if limit is None or rank == 0 or not self.interactive_reserve:
+            return limit
+        return max(1, int(limit * (1.0 - self.interactive_reserve)))
+
+    def _too_large(self, t: Ticket) -> str | None:
+        need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
+        for dim, key, label in WINDOW_LIMITS:
+            for limit, what in ((self._limit(key, t.rank), key),
+                                (self.provider.limit(dim), f"the provider's {label} limit")):
+                if limit is not None and need[dim] > limit:
+                    return (f"the call needs {need[dim]} {label.split(' per')[0]} but {what} is "
+                            f"{limit} ({t.priority} class): it can never be admitted; shorten "
+                            "the input or lower max_tokens, or raise the limit")
+        if t.agent_tokens_per_minute is not None and t.tokens > t.agent_tokens_per_minute:
+            return (f"the call needs {t.tokens} tokens but agent {t.agent!r} may use "
+                    f"{t.agent_tokens_per_minute} tokens per minute: it can never be admitted")
+        return None
+
+    def _check(self, t: Ticket, now: float, wall: float, day: str,
+               month: str) -> tuple[str | None, str | None, float | None]:
+        """``(reason, kind, earliest retry time)`` of the first limit ``t`` does not fit now."""
+        if t.agent_tokens_per_minute is not None:
+            at = self.ledger.fit_time(now, TOKENS, t.tokens, t.agent_tokens_per_minute,
+                                      agent=t.agent)
+            if at is None or at > now:
+                return "quota: agent tokens per minute", "own", at
+        if now < self._pause_until:
+            return "provider back-off", "global", self._pause_until
+        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+        for scope, key, cap in (("day", day, self.budget.usd_per_day),
+                                ("month", month, self.budget.usd_per_month)):
+            if cap is not None and self.ledger.spent(scope, key) + cost > cap + 1e-12:
+                turn = next_period_start(wall, scope, self.tz) - wall
+                return f"spend cap: usd_per_{scope} reached", "global", now + min(turn, WALL_RECHECK)
+        if self.budget.max_concurrent is not None and self.ledger.in_flight() >= self.budget.max_concurrent:
+            return "budget: max concurrent calls", "shared", None
+        need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
+        for dim, key, label in WINDOW_LIMITS:
+            limit = self._limit(key, t.rank)
+            if limit is not None and self.ledger.used(dim) + need[dim] > limit:
+                return f"budget: {label}", "shared", self.ledger.fit_time(now, dim, need[dim], limit)
+            plimit = self.provider.limit(dim)
+            if plimit is not None:
+                extra, until = self.provider.external(dim, now)
+                if self.ledger.used(dim) + extra + need[dim] > plimit:
+                    return (f"provider limit: {label}", "shared", self.ledger.fit_time(
+                        now, dim, need[dim], plimit, extra=extra, extra_until=until))
+        return None, None, None
+
+    def _order_key(self, w: _Waiter) -> tuple[Any, ...]:
+        t, policy = w.ticket, self.budget.policy
+        if policy == "deadline":
+            return (t.rank, t.deadline is None, t.deadline or 0.0, w.seq)
+        if policy == "cheapest":
+            if self.clock.now() - w.since >= CHEAPEST_AGING:
+                return (t.rank, 0, w.since, w.seq)
+            cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+            return (t.rank, 1, cost, w.seq)
+        return (t.rank, max(self._vtime.get(t.pid, 0.0), self._vmin[t.rank]), w.seq)
+
+    def _grant(self, w: _Waiter, now: float, day: str, month: str) -> None:
+        t = w.ticket
+        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+        rid = next(self._ids)
+        entry = Entry(rid, t.pid, t.agent, t.model, now, day, month, t.est_input_tokens,
+                      t.max_tokens, cost)
+        self.ledger.add(entry)
+        self._open[rid] = (entry, t.weight)
+        # Start-time fair queueing: a pid that was idle restarts at the class's
+        # current virtual time, so it cannot claim a burst for time it sat out.
+        start = max(self._vtime.get(t.pid, 0.0), self._vmin[t.rank])
+        self._vmin[t.rank] = start
+        self._vtime[t.pid] = start + t.tokens / t.weight
+        w.fut.set_result(Reservation(rid, t.pid, t.agent, t.model, t.priority,
+                                     t.est_input_tokens, t.max_tokens, cost, now, now - w.since))
+
+    def _pump(self) -> None:
+        """Grant every waiter that fits, in order; note why the others wait; arm the timer."""
+        if self._pumping:           # re-entered from a callback: run again after this pass
+            self._again = True
+            return
+        self._pumping = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                self._pump_once()
+        finally:
+            self._pumping = False
+
+    def _pump_once(self) -> None:
+        now, wall = self.clock.now(), self.clock.wall()
+        self.ledger.expire(now)
+        day, month = period_keys(wall, self.tz)
+        if self._period != (day, month):
+            self.ledger.forget_periods_before(day, month)
+            self._period = (day, month)
+        wake, blocker = math.inf, None
+        for w in sorted((w for w in self._waiters if not w.fut.done()), key=self._order_key):
+            problem = self._too_large(w.ticket)
+            if problem:
+                w.fut.set_exception(RequestTooLarge(problem))
+                continue
+            if blocker is not None:
+                if blocker.kind == "global" or blocker.ticket.rank == w.ticket.rank:
+                    w.reason = blocker.reason   # waiting for the same thing
+                else:
+                    w.reason = f"queued behind {PRIORITIES[blocker.ticket.rank]}"
+                w.kind = "global" if blocker.kind == "global" else "queued"
+                continue
+            reason, kind, at = self._check(w.ticket, now, wall, day, month)
+            if reason is None:
+                self._grant(w, now, day, month)
+                continue
+            w.reason, w.kind = reason, kind
+            if at is not None:
+                wake = min(wake, at)
+            if kind != "own":
+                blocker = w
+        self._waiters = [w for w in self._waiters if not w.fut.done()]
+        self._publish_reasons()
+        self._arm(wake, now)
+
+    def _publish_reasons(self) -> None:
+        reasons: dict[int, str] = {}
+        for w in sorted(self._waiters, key=lambda w: w.seq):
+            if w.reason is not None:
+                reasons.setdefault(w.ticket.pid, w.reason)
+        old, self._reasons = self._reasons, reasons
+        if self.on_wait_change is None:
+            return
+        for pid in sorted(set(old) | set(reasons)):
+            if old.get(pid) != reasons.get(pid):
+                try:
+                    self.on_wait_change(pid, reasons.get(pid))
+                except Exception:  # a broken listener must not break admission
+                    log.exception("on_wait_change(%d) failed", pid)
+
+    def _arm(self, wake: float, now: float) -> None:
+        """Keep one timer task, asleep until the earliest time a waiter could fit."""
+        if not self._waiters or wake == math.inf:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer, self._timer_at = None, math.inf
+            return
+        if wake <= now:  # cannot happen if the checks agree; never spin in place
+            log.debug("scheduler wake-up %.9f not after now %.9f", wake, now)
+            wake = now + 1e-3
+        if self._timer is not None and not self._timer.done() and self._timer_at <= wake:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self._waiters[0].fut.get_loop()
+        self._timer_at = wake
+        self._timer = loop.create_task(self._sleep_then_pump(wake))
+
+    async def _sleep_then_pump(self, wake: float) -> None:
+        await self.clock.sleep_until(wake)
+        self._timer, self._timer_at = None, math.inf
+        self._pump()
