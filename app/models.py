@@ -25,6 +25,7 @@ _STATE_COLOURS = {
     "running": "#1e7d32", "ready": "#1e7d32", "waiting": "#b26a00", "suspended": "#6d4c9f",
     "terminated": "#757575", "created": "#455a64",
 }
+_LIVE = ("created", "ready", "running", "waiting")
 _MODE_COLOURS = {"allow": "#1e7d32", "ask": "#b26a00", "deny": "#c62828"}
 
 
@@ -162,7 +163,11 @@ class ProcessModel(RecordTableModel):
         return _STATE_COLOURS.get(str(record.get("state"))) if key == "state" else None
 
     def running_count(self) -> int:
-        return sum(1 for r in self._rows if r.get("state") not in ("terminated", None))
+        """Processes that are alive and not suspended."""
+        return sum(1 for r in self._rows if r.get("state") in _LIVE)
+
+    def suspended_count(self) -> int:
+        return sum(1 for r in self._rows if r.get("state") == "suspended")
 
     def apply_event(self, event: Record) -> None:
         if event.get("type") != "proc.state" or event.get("pid") is None:

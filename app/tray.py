@@ -176,6 +176,9 @@ class TrayApp(QObject):
                                           f"pid {pid}" if pid else "") if x)
             lines = [f"Kernel running{f' ({extra})' if extra else ''}",
                      f"Agents running: {self.processes.running_count()}"]
+            suspended = self.processes.suspended_count()
+            if suspended:
+                lines[-1] += f" ({suspended} suspended)"
         else:
             lines = [{"starting": "Kernel starting…", "stopping": "Kernel stopping…"}
                      .get(self.kernel_state, "Kernel not running")]

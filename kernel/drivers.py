@@ -32,7 +32,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -43,6 +43,25 @@ ENTRY_POINT_GROUP = "deskpilot.drivers"
 
 class ToolError(Exception):
     """A failure the model should read, e.g. 'file not found'."""
+
+
+class Need(NamedTuple):
+    """One capability an operation needs, with its arguments filled in.
+
+    `subtree`: the template ended in `/**` - the operation acts on everything below a
+    folder (copy, move, delete), so every existing descendant must be allowed too, not
+    just the folder's own path.
+    """
+
+    name: str
+    scope: str | None
+    is_path: bool
+    subtree: bool = False
+
+    def text(self) -> str:
+        if self.scope is None:
+            return self.name
+        return f"{self.name}:{self.scope}" + ("/**" if self.subtree else "")
 
 
 @dataclass(frozen=True)
@@ -86,18 +105,21 @@ class Operation:
             raise ToolError(f"{self.tool_name}: bad arguments: {problems}") from None
         return {name: getattr(parsed, name) for name in type(parsed).model_fields}
 
-    def required_capabilities(self, args: dict[str, Any]) -> list[tuple[str, str | None, bool]]:
-        """(capability name, scope or None, scope_is_path) for each need, args filled in."""
+    def required_capabilities(self, args: dict[str, Any]) -> list[Need]:
+        """The needs of this call, its arguments filled in."""
         out = []
         for template in self.needs:
             name, _, scope_tpl = template.partition(":")
             if not scope_tpl:
-                out.append((name, None, False))
+                out.append(Need(name, None, False))
                 continue
             fields = [f for _, f, _, _ in string.Formatter().parse(scope_tpl) if f]
             is_path = any(f in self.path_params for f in fields)
+            subtree = is_path and scope_tpl.endswith("/**")
+            if subtree:
+                scope_tpl = scope_tpl[:-3]
             scope = scope_tpl.format(**{k: str(v) for k, v in args.items()})
-            out.append((name, scope, is_path))
+            out.append(Need(name, scope, is_path, subtree))
         return out
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.capabilities import Mode, resolve_path
-from kernel.drivers import ToolError
+from kernel.drivers import Need, ToolError
 from kernel.errors import Refused
 
 if TYPE_CHECKING:
@@ -31,8 +33,45 @@ class ToolArgs(BaseModel):
     input: dict[str, Any] = {}
 
 
-def _cap_text(name: str, scope: str | None) -> str:
-    return name if scope is None else f"{name}:{scope}"
+MAX_SUBTREE_ENTRIES = 20_000
+_STRENGTH = {Mode.ALLOW: 0, Mode.ASK: 1, Mode.DENY: 2}
+
+
+async def _decide(kernel: Any, agent: str, need: Need, default: Mode) -> tuple[Mode, str | None]:
+    """The decision for one need. A subtree need on a folder is the strictest decision over
+    the folder and everything in it, so a deny rule deep inside is never bypassed by an
+    operation on a parent."""
+    mode, rule = kernel.grants.check(agent, need.name, need.scope, need.is_path, default)
+    if not need.subtree or mode is Mode.DENY or need.scope is None:
+        return mode, rule
+    root = Path(need.scope)
+    if root.is_symlink() or not root.is_dir():
+        return mode, rule
+    try:
+        descendants = await asyncio.to_thread(_descendants, root)
+    except _TooMany:
+        return Mode.DENY, f"(more than {MAX_SUBTREE_ENTRIES} entries below {root})"
+    for path in descendants:
+        m, r = kernel.grants.check(agent, need.name, str(path), True, default)
+        if _STRENGTH[m] > _STRENGTH[mode]:
+            mode, rule = m, r or f"(default for {path})"
+            if mode is Mode.DENY:
+                break
+    return mode, rule
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _descendants(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            out.append(Path(dirpath) / name)
+        if len(out) > MAX_SUBTREE_ENTRIES:
+            raise _TooMany
+    return out
 
 
 async def sys_tool(ctx: "CallContext", args: ToolArgs) -> Any:
@@ -49,13 +88,13 @@ async def sys_tool(ctx: "CallContext", args: ToolArgs) -> Any:
         if parsed.get(pname) is not None:
             parsed[pname] = resolve_path(parsed[pname])
     needs = op.required_capabilities(parsed)
-    ctx.audit_args["capabilities"] = [_cap_text(n, s) for n, s, _ in needs]
+    ctx.audit_args["capabilities"] = [n.text() for n in needs]
 
     spec = kernel.specs.get(proc.agent)
     to_ask: list[str] = []
-    for name, scope, is_path in needs:
-        mode, rule = kernel.grants.check(proc.agent, name, scope, is_path, spec.default)
-        cap = _cap_text(name, scope)
+    for need in needs:
+        cap = need.text()
+        mode, rule = await _decide(kernel, proc.agent, need, spec.default)
         if mode is Mode.DENY:
             why = f"rule {rule} denies it" if rule else "no grant allows it"
             raise Refused(f"permission denied: {proc.agent} may not use {cap} ({why}). "

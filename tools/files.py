@@ -349,7 +349,7 @@ class FilesDriver(Driver):
             out["unreadable_folders"] = len(unreadable)
         return out
 
-    @operation("fs.read:{src}", "fs.write:{src}", "fs.write:{dst}")
+    @operation("fs.read:{src}/**", "fs.write:{src}/**", "fs.write:{dst}")
     def move(self, src: Src, dst: Dst, overwrite: Overwrite = False) -> Result:
         """Move or rename a file or folder to a new full path; missing parent folders
         of the destination are created."""
@@ -367,7 +367,7 @@ class FilesDriver(Driver):
         return {"src": str(src), "dst": str(dst), "kind": _kind(st.st_mode),
                 "created_dirs": created_dirs}
 
-    @operation("fs.read:{src}", "fs.write:{dst}")
+    @operation("fs.read:{src}/**", "fs.write:{dst}")
     def copy(self, src: Src, dst: Dst, overwrite: Overwrite = False) -> Result:
         """Copy a file or a whole folder to a new full path (symlinks inside a folder are
         copied as links); missing parent folders of the destination are created."""
@@ -379,7 +379,7 @@ class FilesDriver(Driver):
         return {"src": str(src), "dst": str(dst), "kind": _kind(st.st_mode),
                 "created_dirs": created_dirs}
 
-    @operation("fs.delete:{path}")
+    @operation("fs.delete:{path}/**")
     def delete(self, path: Annotated[Path, Field(
             description="The file or folder to move to the trash.")]) -> Result:
         """Move a file or folder to the desktop trash, from where it can be restored.

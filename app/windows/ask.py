@@ -99,6 +99,8 @@ class AskDialog(QDialog):
         self._starting = True
         self._update_buttons()
         self._paragraph()
+        if self.output.toPlainText():
+            self._insert("\n")  # a blank line between one exchange and the next
         self._insert(f"You: {text}\n", bold=True)
         self.status.info("Starting the assistant…", timeout_ms=0)
         self.bridge.call("start_agent", self.agent, text, on_done=self._started,

@@ -47,6 +47,7 @@ from typing import Any
 from kernel.sched.budget import Budget, PriceTable, Usage
 from kernel.sched.clock import Clock, SystemClock
 from kernel.sched.ledger import TOKENS, Entry, Ledger, next_period_start, period_keys
+from kernel.sched.pacer import Pacer
 from kernel.sched.provider import ProviderLimits
 from kernel.sched.tickets import PRIORITIES, RANK, RequestTooLarge, Reservation, Ticket
 
@@ -58,6 +59,10 @@ WINDOW_LIMITS = (("requests", "requests_per_minute", "requests per minute"),
                  ("input_tokens", "input_tokens_per_minute", "input tokens per minute"),
                  ("output_tokens", "output_tokens_per_minute", "output tokens per minute"))
 CHEAPEST_AGING = 120.0
+#: Fair share: a pid that stopped competing (e.g. ran tools) keeps at most this
+#: many calls' worth of credit over the agents that kept competing, so a short
+#: pause costs it nothing but a long idle spell earns it no burst.
+FAIR_LAG_CALLS = 2.0
 #: Longest sleep toward a wall-clock event (day / month turn): the wall clock
 #: may jump, and a monotonic clock may stop during system suspend.
 WALL_RECHECK = 300.0
@@ -89,7 +94,7 @@ class Scheduler:
     def __init__(self, budget: Budget | None = None, prices: PriceTable | None = None,
                  clock: Clock | None = None, *, tz: tzinfo | None = None,
                  window_margin: float = 1.0, interactive_reserve: float = 0.0,
-                 on_wait_change: WaitCallback | None = None) -> None:
+                 pace_burst: float = 0.25, on_wait_change: WaitCallback | None = None) -> None:
         if not 0.0 <= interactive_reserve < 1.0:
             raise ValueError("interactive_reserve must be in [0, 1)")
         self.budget = budget or Budget()
@@ -101,10 +106,11 @@ class Scheduler:
         self.on_wait_change = on_wait_change
         self.ledger = Ledger(self.window)
         self.provider = ProviderLimits()
+        self.pacer = Pacer(pace_burst)
         self.rate_limited_count = 0
         self._pause_until = -math.inf
         self._waiters: list[_Waiter] = []
-        self._open: dict[int, tuple[Entry, float]] = {}   # reservation id -> (entry, weight)
+        self._open: dict[int, tuple[Entry, float, int]] = {}  # id -> (entry, weight, rank)
         self._vtime: dict[int, float] = {}                # pid -> fair-share virtual time
         self._vmin: dict[int, float] = dict.fromkeys(RANK.values(), 0.0)
         self._pid_rank: dict[int, int] = {}
@@ -129,6 +135,7 @@ class Scheduler:
         if problem:
             raise RequestTooLarge(problem)
         self._pid_rank[ticket.pid] = ticket.rank
+        self._place(ticket)
         fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(ticket, fut, next(self._seq), self.clock.now())
         self._waiters.append(waiter)
@@ -150,7 +157,7 @@ class Scheduler:
         if opened is None:
             log.warning("reservation %d settled twice or unknown; ignored", reservation.id)
             return
-        entry, weight = opened
+        entry, weight, _ = opened
         if usage.counted_input_tokens > entry.input_tokens or usage.output_tokens > entry.output_tokens:
             log.warning("pid %d used %d input / %d output tokens, reserved %d / %d: the "
                         "estimate was low and a window may exceed its limit", entry.pid,
@@ -170,14 +177,20 @@ class Scheduler:
         if opened is None:
             log.warning("reservation %d abandoned twice or unknown; ignored", reservation.id)
             return
-        entry, weight = opened
+        entry, weight, _ = opened
         usage = Usage(input_tokens=entry.input_tokens) if reached_provider else Usage()
         self._close(entry, weight, 1 if reached_provider else 0, usage)
 
     def _close(self, entry: Entry, weight: float, requests: int, usage: Usage) -> None:
-        reserved = entry.input_tokens + entry.output_tokens
+        reserved_in, reserved_out = entry.input_tokens, entry.output_tokens
+        reserved = reserved_in + reserved_out
         cost = self.prices.cost(entry.model, usage)
         self.ledger.close(entry, requests=requests, usage=usage, usd=cost)
+        now = self.clock.now()
+        for dim, unused in (("requests", 1 - requests),
+                            ("input_tokens", reserved_in - usage.counted_input_tokens),
+                            ("output_tokens", reserved_out - usage.output_tokens)):
+            self.pacer.credit(dim, now, self._pace_limit(dim), unused)
         used = usage.counted_input_tokens + usage.output_tokens
         self._vtime[entry.pid] = self._vtime.get(entry.pid, 0.0) + (used - reserved) / weight
         self._pump()
@@ -267,6 +280,12 @@ class Scheduler:
             return limit
         return max(1, int(limit * (1.0 - self.interactive_reserve)))
 
+    def _pace_limit(self, dim: str) -> int | None:
+        """The pacer's per-minute rate: the tighter of our (non-interactive) and the provider's."""
+        key = next(k for d, k, _ in WINDOW_LIMITS if d == dim)
+        limits = [x for x in (self._limit(key, 1), self.provider.limit(dim)) if x is not None]
+        return min(limits) if limits else None
+
     def _too_large(self, t: Ticket) -> str | None:
         need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
         for dim, key, label in WINDOW_LIMITS:
@@ -310,6 +329,11 @@ class Scheduler:
                 if self.ledger.used(dim) + extra + need[dim] > plimit:
                     return (f"provider limit: {label}", "shared", self.ledger.fit_time(
                         now, dim, need[dim], plimit, extra=extra, extra_until=until))
+        if t.rank > 0:  # the interactive class is not paced
+            for dim, key, label in WINDOW_LIMITS:
+                at = self.pacer.ready_at(dim, now, self._pace_limit(dim), need[dim])
+                if at > now:
+                    return f"budget: {label}", "shared", at
         return None, None, None
 
     def _order_key(self, w: _Waiter) -> tuple[Any, ...]:
@@ -321,7 +345,27 @@ class Scheduler:
                 return (t.rank, 0, w.since, w.seq)
             cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
             return (t.rank, 1, cost, w.seq)
-        return (t.rank, max(self._vtime.get(t.pid, 0.0), self._vmin[t.rank]), w.seq)
+        return (t.rank, self._vtime.get(t.pid, 0.0), w.seq)
+
+    def _place(self, t: Ticket) -> None:
+        """Fair share: bound how far behind the competing agents ``t.pid`` may start.
+
+        The reference is the lowest virtual time of the *other* pids of the
+        class that wait or have a call in flight (kept monotone in ``_vmin``),
+        as CFS's ``min_vruntime``.  A newcomer starts at it; a pid returning
+        after a pause keeps at most ``FAIR_LAG_CALLS`` calls of credit below it.
+        A pid that still has a call waiting or in flight is left alone.
+        """
+        active = {w.ticket.pid for w in self._waiters if w.ticket.rank == t.rank}
+        active |= {e.pid for e, _, rank in self._open.values() if rank == t.rank}
+        if t.pid in active:   # still competing (another call waits or runs): no change
+            return
+        if active:
+            ref = min(self._vtime.get(p, 0.0) for p in active)
+            self._vmin[t.rank] = max(self._vmin[t.rank], ref)
+        ref = self._vmin[t.rank]
+        lag = FAIR_LAG_CALLS * t.tokens / t.weight
+        self._vtime[t.pid] = max(self._vtime.get(t.pid, ref), ref - lag)
 
     def _grant(self, w: _Waiter, now: float, day: str, month: str) -> None:
         t = w.ticket
@@ -330,12 +374,13 @@ class Scheduler:
         entry = Entry(rid, t.pid, t.agent, t.model, now, day, month, t.est_input_tokens,
                       t.max_tokens, cost)
         self.ledger.add(entry)
-        self._open[rid] = (entry, t.weight)
-        # Start-time fair queueing: a pid that was idle restarts at the class's
-        # current virtual time, so it cannot claim a burst for time it sat out.
-        start = max(self._vtime.get(t.pid, 0.0), self._vmin[t.rank])
-        self._vmin[t.rank] = start
-        self._vtime[t.pid] = start + t.tokens / t.weight
+        for dim, amount in (("requests", 1), ("input_tokens", t.est_input_tokens),
+                            ("output_tokens", t.max_tokens)):
+            self.pacer.debit(dim, now, self._pace_limit(dim), amount)
+        self._open[rid] = (entry, t.weight, t.rank)
+        # Fair share: virtual time advances by tokens / weight; waiters are served
+        # lowest virtual time first (settlement corrects it to the real tokens).
+        self._vtime[t.pid] = self._vtime.get(t.pid, 0.0) + t.tokens / t.weight
         w.fut.set_result(Reservation(rid, t.pid, t.agent, t.model, t.priority,
                                      t.est_input_tokens, t.max_tokens, cost, now, now - w.since))
 
@@ -361,7 +406,11 @@ class Scheduler:
             self.ledger.forget_periods_before(day, month)
             self._period = (day, month)
         wake, blocker = math.inf, None
-        for w in sorted((w for w in self._waiters if not w.fut.done()), key=self._order_key):
+        pending = [w for w in self._waiters if not w.fut.done()]
+        while pending:
+            # pick the next in order afresh: a grant moves its pid's virtual time
+            w = min(pending, key=self._order_key)
+            pending.remove(w)
             problem = self._too_large(w.ticket)
             if problem:
                 w.fut.set_exception(RequestTooLarge(problem))

@@ -104,17 +104,19 @@ def test_parse_args_gives_paths_and_defaults() -> None:
     ("list", {"path": "/d"}, [("fs.read", "/d", True)]),
     ("search", {"path": "/d", "pattern": "*"}, [("fs.read", "/d", True)]),
     ("move", {"src": "/d/a", "dst": "/e/b"},
-     [("fs.read", "/d/a", True), ("fs.write", "/d/a", True), ("fs.write", "/e/b", True)]),
+     [("fs.read", "/d/a", True, True), ("fs.write", "/d/a", True, True),
+      ("fs.write", "/e/b", True)]),
     ("copy", {"src": "/d/a", "dst": "/e/b"},
-     [("fs.read", "/d/a", True), ("fs.write", "/e/b", True)]),
-    ("delete", {"path": "/d/a"}, [("fs.delete", "/d/a", True)]),
+     [("fs.read", "/d/a", True, True), ("fs.write", "/e/b", True)]),
+    ("delete", {"path": "/d/a"}, [("fs.delete", "/d/a", True, True)]),
 ])
 def test_required_capabilities(method: str, args: dict[str, Any],
-                               expected: list[tuple[str, str, bool]]) -> None:
+                               expected: list[tuple[Any, ...]]) -> None:
     op = OPS[method]
     parsed = op.parse_args(args)
     parsed = {k: resolve(v) if k in op.path_params else v for k, v in parsed.items()}
-    assert op.required_capabilities(parsed) == expected
+    assert [tuple(n) for n in op.required_capabilities(parsed)] == \
+        [e if len(e) == 4 else (*e, False) for e in expected]
 
 
 # --- read ------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def saturate(weights: dict[str, float], sizes: dict[str, int], minutes: int = 15
         while clock.now() < end:
             await rec.call(Ticket(pid=pid, agent=name, weight=weights[name], model="m",
                                   est_input_tokens=sizes[name], max_tokens=200),
-                           duration=2.0, usage=Usage(input_tokens=sizes[name], output_tokens=100))
+                           duration=0.5, usage=Usage(input_tokens=sizes[name], output_tokens=100))
 
     async def main() -> None:
         await asyncio.gather(*(agent(i, n) for i, n in enumerate(weights)))

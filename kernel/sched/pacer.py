@@ -1,0 +1,73 @@
+"""Pacing: spread admissions over the minute instead of bursting at window edges.
+
+Why: a rolling window refills exactly as it was filled 60 s earlier, so a
+greedy scheduler replays its first burst for ever -- whoever was waiting at
+the refill gets it, and the policy never gets a real choice (weights would not
+matter).  A token bucket per limited dimension, refilled at ``limit / 60`` per
+second and holding at most ``burst`` x ``limit``, makes admissions one at a
+time once the budget is saturated, so each one goes to the waiter first in
+policy order.  It costs no throughput: under saturation it admits exactly the
+limit per minute, and the rolling window (which remains the hard guarantee)
+is not touched.  Unsaturated bursts up to ``burst`` x ``limit`` pass at once.
+
+A call larger than the bucket is admitted when the bucket is full and leaves
+it in debt, so any call that fits the window can pass.  Settlement credits
+back what a call did not use.  The interactive class is not held by the pacer
+(it is debited, so background work slows down after it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PERIOD = 60.0
+_EPS = 1e-6
+
+
+@dataclass
+class _Bucket:
+    level: float
+    at: float
+
+
+class Pacer:
+    """One token bucket per dimension; limits are passed in on every use."""
+
+    def __init__(self, burst: float = 0.25) -> None:
+        if not 0.0 < burst:
+            raise ValueError("burst must be > 0")
+        self.burst = burst
+        self._buckets: dict[str, _Bucket] = {}
+
+    def _level(self, dim: str, now: float, limit: int | None) -> float | None:
+        if limit is None:
+            self._buckets.pop(dim, None)
+            return None
+        cap = limit * self.burst
+        b = self._buckets.get(dim)
+        if b is None:
+            b = self._buckets[dim] = _Bucket(cap, now)
+        b.level = min(cap, b.level + max(0.0, now - b.at) * limit / PERIOD)
+        b.at = now
+        return b.level
+
+    def ready_at(self, dim: str, now: float, limit: int | None, need: int) -> float:
+        """When ``need`` may go (``now`` if it may go now)."""
+        level = self._level(dim, now, limit)
+        if level is None or limit is None or need <= 0:
+            return now
+        want = min(float(need), limit * self.burst)
+        if level + _EPS >= want:
+            return now
+        return now + (want - level) / (limit / PERIOD)
+
+    def debit(self, dim: str, now: float, limit: int | None, amount: int) -> None:
+        if self._level(dim, now, limit) is not None:
+            self._buckets[dim].level -= amount
+
+    def credit(self, dim: str, now: float, limit: int | None, amount: int) -> None:
+        level = self._level(dim, now, limit)
+        if level is not None and limit is not None and amount > 0:
+            self._buckets[dim].level = min(limit * self.burst, level + amount)
+
+    def level(self, dim: str, now: float, limit: int | None) -> float | None:
+        return self._level(dim, now, limit)
