@@ -23,6 +23,12 @@ def default_starter() -> dict[str, Any]:
     return daemon.ensure_running()
 
 
+def default_stopper() -> bool:
+    """Stop the kernel and return once it has let go of its lock (False: none ran)."""
+    daemon = importlib.import_module("kernel.daemon")
+    return bool(daemon.stop())
+
+
 def _configure_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
@@ -31,12 +37,13 @@ def _configure_logging() -> None:
 
 
 def run_app(argv: list[str] | None = None, *, starter: Starter | None = None,
-            client: Any = None) -> int:
+            stopper: Starter | None = None, client: Any = None) -> int:
     """Run the tray app until the person quits; the exit status.
 
-    `starter` starts the kernel if none runs (default `kernel.daemon.ensure_running`);
-    `client` is the kernel client (default a `KernelClient` for this user's socket).
-    Neither is called on the GUI thread.
+    `starter` starts the kernel if none runs (default `kernel.daemon.ensure_running`),
+    `stopper` stops it (default `kernel.daemon.stop`); `client` is the kernel client
+    (default a `KernelClient` for this user's socket). None of them is called on the
+    GUI thread. Quitting the app leaves the kernel and its agents running.
     """
     _configure_logging()
     from app.bridge import KernelBridge
@@ -47,7 +54,8 @@ def run_app(argv: list[str] | None = None, *, starter: Starter | None = None,
 
     app = QApplication.instance()
     if app is None:
-        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        qt_argv = list(sys.argv[:1] if argv is None else argv) or ["deskpilot"]
+        app = QApplication(qt_argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("DeskPilot")
     app.setApplicationDisplayName("DeskPilot")
@@ -74,6 +82,7 @@ def run_app(argv: list[str] | None = None, *, starter: Starter | None = None,
                     "_NET_SYSTEM_TRAY host); showing the Agents window instead")
     bridge = KernelBridge(client)
     ui = TrayApp(bridge, starter if starter is not None else default_starter,
+                 stopper=stopper if stopper is not None else default_stopper,
                  use_tray=use_tray)
     try:
         ui.start()

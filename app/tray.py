@@ -31,10 +31,15 @@ class TrayApp(QObject):
     quitRequested = Signal()
 
     def __init__(self, bridge: KernelBridge, starter: Starter | None = None, *,
-                 use_tray: bool = True, parent: QObject | None = None) -> None:
+                 stopper: Starter | None = None, use_tray: bool = True,
+                 parent: QObject | None = None) -> None:
+        """`starter` starts the kernel unless one runs (kernel.daemon.ensure_running);
+        `stopper` stops it and returns once it is gone (kernel.daemon.stop); without
+        one, Stop asks the kernel over the API. Both run on a pool thread."""
         super().__init__(parent)
         self.bridge = bridge
         self.starter = starter
+        self.stopper = stopper
         self.use_tray = use_tray
         self.kernel_state = "down"  # running | down | starting | stopping
         self.processes = ProcessModel(self)
@@ -118,8 +123,18 @@ class TrayApp(QObject):
     def stop_kernel(self) -> None:
         self.kernel_state = "stopping"
         self._refresh_ui()
-        self.bridge.call("shutdown", on_done=lambda _: self.bridge.refresh(),
-                         on_error=self._kernel_failed)
+        if self.stopper is not None:
+            self.bridge.run(self.stopper, on_done=self._kernel_stopped,
+                            on_error=self._kernel_failed, label="stop kernel")
+        else:
+            self.bridge.call("shutdown", on_done=self._kernel_stopped,
+                             on_error=self._kernel_failed)
+
+    def _kernel_stopped(self, _: object = None) -> None:
+        log.info("kernel stopped")
+        self.kernel_state = "down"
+        self._refresh_ui()
+        self.bridge.refresh()
 
     def toggle_kernel(self) -> None:
         if self.kernel_state == "running":
@@ -140,6 +155,8 @@ class TrayApp(QObject):
         self.notify_error("DeskPilot kernel", message)
 
     def _on_status(self, status: object) -> None:
+        if self.kernel_state == "stopping":
+            return  # until the stopper says the kernel is gone
         if isinstance(status, dict) and status.get("running", True):
             self.kernel_state = "running"
         elif self.kernel_state != "starting":

@@ -9,7 +9,10 @@ from typing import Any
 
 from kernel.db import Database
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization|cookie)", re.I)
+# Names of fields that hold secrets (`access_token`, `api_key`), not ones that merely
+# mention tokens (`max_tokens`).
+SECRET_KEY = re.compile(r"(api[_-]?key|(^|[_-])token|secret|password|passwd|authorization|cookie)$",
+                        re.I)
 SECRET_VALUE = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
 MAX_FIELD = 2000
 

@@ -10,6 +10,10 @@ policy order.  It costs no throughput: under saturation it admits exactly the
 limit per minute, and the rolling window (which remains the hard guarantee)
 is not touched.  Unsaturated bursts up to ``burst`` x ``limit`` pass at once.
 
+The bucket never holds more than the window's current headroom: while the
+window itself is full, the bucket does not fill up, so the refill that comes
+when old entries expire is paced too instead of replayed as a burst.
+
 A call larger than the bucket is admitted when the bucket is full and leaves
 it in debt, so any call that fits the window can pass.  Settlement credits
 back what a call did not use.  The interactive class is not held by the pacer
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PERIOD = 60.0
 _EPS = 1e-6
 
 
@@ -27,38 +30,47 @@ _EPS = 1e-6
 class _Bucket:
     level: float
     at: float
+    cap: float
 
 
 class Pacer:
     """One token bucket per dimension; limits are passed in on every use."""
 
-    def __init__(self, burst: float = 0.25) -> None:
+    def __init__(self, burst: float = 0.25, period: float = 60.0) -> None:
         if not 0.0 < burst:
             raise ValueError("burst must be > 0")
         self.burst = burst
+        self.period = period
         self._buckets: dict[str, _Bucket] = {}
 
-    def _level(self, dim: str, now: float, limit: int | None) -> float | None:
+    def _level(self, dim: str, now: float, limit: int | None,
+               headroom: float | None = None) -> float | None:
         if limit is None:
             self._buckets.pop(dim, None)
             return None
         cap = limit * self.burst
         b = self._buckets.get(dim)
         if b is None:
-            b = self._buckets[dim] = _Bucket(cap, now)
-        b.level = min(cap, b.level + max(0.0, now - b.at) * limit / PERIOD)
+            b = self._buckets[dim] = _Bucket(cap, now, cap)
+        elif b.cap != cap:  # the limit changed: the room changes by as much, at once
+            b.level += cap - b.cap
+            b.cap = cap
+        b.level = min(cap, b.level + max(0.0, now - b.at) * limit / self.period)
+        if headroom is not None:
+            b.level = min(b.level, max(0.0, headroom))
         b.at = now
         return b.level
 
-    def ready_at(self, dim: str, now: float, limit: int | None, need: int) -> float:
-        """When ``need`` may go (``now`` if it may go now)."""
-        level = self._level(dim, now, limit)
+    def ready_at(self, dim: str, now: float, limit: int | None, need: int,
+                 headroom: float | None = None) -> float:
+        """When ``need`` may go (``now`` if it may go now); ``headroom``: window room left."""
+        level = self._level(dim, now, limit, headroom)
         if level is None or limit is None or need <= 0:
             return now
         want = min(float(need), limit * self.burst)
         if level + _EPS >= want:
             return now
-        return now + (want - level) / (limit / PERIOD)
+        return now + (want - level) / (limit / self.period)
 
     def debit(self, dim: str, now: float, limit: int | None, amount: int) -> None:
         if self._level(dim, now, limit) is not None:

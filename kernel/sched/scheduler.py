@@ -106,7 +106,7 @@ class Scheduler:
         self.on_wait_change = on_wait_change
         self.ledger = Ledger(self.window)
         self.provider = ProviderLimits()
-        self.pacer = Pacer(pace_burst)
+        self.pacer = Pacer(pace_burst, self.window)
         self.rate_limited_count = 0
         self._pause_until = -math.inf
         self._waiters: list[_Waiter] = []
@@ -286,6 +286,17 @@ class Scheduler:
         limits = [x for x in (self._limit(key, 1), self.provider.limit(dim)) if x is not None]
         return min(limits) if limits else None
 
+    def _headroom(self, dim: str, now: float) -> float:
+        """Room left in the window for non-interactive calls (ours and the provider's)."""
+        key = next(k for d, k, _ in WINDOW_LIMITS if d == dim)
+        used = self.ledger.used(dim)
+        rooms = [math.inf]
+        if (limit := self._limit(key, 1)) is not None:
+            rooms.append(limit - used)
+        if (plimit := self.provider.limit(dim)) is not None:
+            rooms.append(plimit - used - self.provider.external(dim, now)[0])
+        return min(rooms)
+
     def _too_large(self, t: Ticket) -> str | None:
         need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
         for dim, key, label in WINDOW_LIMITS:
@@ -331,7 +342,9 @@ class Scheduler:
                         now, dim, need[dim], plimit, extra=extra, extra_until=until))
         if t.rank > 0:  # the interactive class is not paced
             for dim, key, label in WINDOW_LIMITS:
-                at = self.pacer.ready_at(dim, now, self._pace_limit(dim), need[dim])
+                limit = self._pace_limit(dim)
+                room = None if limit is None else self._headroom(dim, now)
+                at = self.pacer.ready_at(dim, now, limit, need[dim], room)
                 if at > now:
                     return f"budget: {label}", "shared", at
         return None, None, None

@@ -43,9 +43,14 @@ def ui(qtbot, kernel_env: KernelEnv, monkeypatch: pytest.MonkeyPatch):  # type: 
         started_on.append(threading.get_ident())
         return kernel.daemon.ensure_running(where)
 
+    def stopper() -> bool:
+        import kernel.daemon
+
+        return kernel.daemon.stop(where)
+
     client = KernelClient(where)
     bridge = KernelBridge(client, backoff_min=0.1, backoff_max=1.0)
-    controller = TrayApp(bridge, starter, use_tray=False)
+    controller = TrayApp(bridge, starter, stopper=stopper, use_tray=False)
     controller.started_on = started_on  # type: ignore[attr-defined]
     yield controller
     agents = controller.windows.get("agents")

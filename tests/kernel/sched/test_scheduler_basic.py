@@ -11,8 +11,11 @@ from ._sim import Recorder, window_max
 
 
 def make(budget: Budget, **kw) -> tuple[Scheduler, VirtualClock]:
+    """A scheduler on a virtual clock; no window margin and, unless asked, no pacing
+    (``pace_burst=1``), so the tests see the bare window rules."""
     clock = VirtualClock()
     kw.setdefault("window_margin", 0.0)
+    kw.setdefault("pace_burst", 1.0)
     return Scheduler(budget, clock=clock, **kw), clock
 
 
@@ -50,16 +53,21 @@ def test_reservation_then_settlement_frees_the_difference():
     run_virtual(main(), clock)
 
 
-def test_window_refills_after_sixty_seconds_plus_margin():
+@pytest.mark.parametrize("pace_burst, stamps", [
+    (1.0, [0.0, 0.0, 61.0, 61.0, 122.0]),    # bare window: refills 60 s + margin later
+    (0.25, [0.0, 30.5, 61.0, 91.5, 122.0]),  # default pacing spreads the same calls out
+])
+def test_window_refills_after_sixty_seconds_plus_margin(pace_burst, stamps):
     clock = VirtualClock()
-    s = Scheduler(Budget(requests_per_minute=2), clock=clock, window_margin=1.0)
+    s = Scheduler(Budget(requests_per_minute=2), clock=clock, window_margin=1.0,
+                  pace_burst=pace_burst)
     rec = Recorder(s)
 
     async def main() -> None:
         await asyncio.gather(*(rec.call(T(i), duration=0.5) for i in range(5)))
 
     run_virtual(main(), clock)
-    assert [c.stamp for c in rec.calls] == [0.0, 0.0, 61.0, 61.0, 122.0]
+    assert [c.stamp for c in rec.calls] == pytest.approx(stamps)
     assert window_max(rec.calls, "requests", window=61.0) == 2
 
 

@@ -56,15 +56,15 @@ def test_cheapest_policy_ages_so_costly_calls_are_not_starved():
     s, clock = make(Budget(max_concurrent=1, policy="cheapest"))
     rec = Recorder(s)
 
-    async def cheap_stream() -> None:
-        for i in range(200):
-            await rec.call(T(10 + i % 5, est_input_tokens=10), duration=1)
+    async def cheap_stream(pid: int) -> None:
+        for _ in range(100):
+            await rec.call(T(pid, est_input_tokens=10), duration=1)
 
     async def main() -> None:
-        stream = asyncio.create_task(cheap_stream())
+        streams = [asyncio.create_task(cheap_stream(10 + i)) for i in range(3)]
         await asyncio.sleep(0.5)
         await rec.call(T(1, est_input_tokens=50_000), duration=1)
-        await stream
+        await asyncio.gather(*streams)
 
     run_virtual(main(), clock)
     big = next(c for c in rec.calls if c.pid == 1)
@@ -96,7 +96,7 @@ def test_interactive_waits_only_for_the_calls_in_flight_and_preempts():
     run_virtual(main(), clock)
     call = next(c for c in rec.calls if c.pid == 1)
     first_free = min(c.closed_at for c in rec.calls if c.stamp < 1)
-    assert call.stamp == first_free == 5.0  # no background call was admitted before it
+    assert call.stamp == first_free == 6.0  # no background call was admitted before it
     assert seen["reason"] == "budget: max concurrent calls"
     assert seen["queued"] == "queued behind interactive"
     assert seen["preempt"] == [False, True, True] and seen["after"] is False
