@@ -6,7 +6,7 @@ signals of a QObject living on the GUI thread (queued across threads by Qt):
 * client calls (`call`, `run`) run in a QThreadPool; results and errors come back to
   the callbacks on the GUI thread;
 * one event thread consumes `client.events()` and re-emits every event dict as
-  `event`; when the kernel goes away it reconnects with exponential back-off;
+  `kernelEvent`; when the kernel goes away it reconnects with exponential back-off;
 * a QTimer polls a snapshot (status, processes, pending approvals) as a safety net
   for missed events, and after every reconnect or state-changing event.
 
@@ -80,7 +80,7 @@ class KernelBridge(QObject):
     """Owns the kernel client; the only way the UI reaches it."""
 
     #: every kernel event dict, delivered on the GUI thread
-    event = Signal(object)
+    kernelEvent = Signal(object)
     #: the kernel's status dict, or None when no kernel answers
     statusChanged = Signal(object)
     processesChanged = Signal(object)
@@ -116,7 +116,7 @@ class KernelBridge(QObject):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.eventsConnected.connect(self._on_events_connected)
-        self.event.connect(self._on_event)
+        self.kernelEvent.connect(self._on_event)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -183,7 +183,8 @@ class KernelBridge(QObject):
             return
         assert isinstance(value, BaseException)
         message = describe_error(value)
-        log.info("%s failed: %s", label, message)
+        log.log(logging.DEBUG if on_error is not None else logging.INFO,
+                "%s failed: %s", label, message)
         if on_error is not None:
             on_error(message)
         else:
@@ -249,7 +250,7 @@ class KernelBridge(QObject):
                     if self._stop.is_set():
                         return
                     received = True
-                    self._emit(self.event, event)
+                    self._emit(self.kernelEvent, event)
             except KernelUnavailable as exc:
                 log.debug("event stream: kernel unavailable: %s", exc)
             except KernelError as exc:
@@ -276,7 +277,7 @@ class KernelBridge(QObject):
 class EventStream(QObject):
     """Follows `client.events(pid)` on a background thread until the process ends."""
 
-    event = Signal(object)
+    kernelEvent = Signal(object)
     finished = Signal()
     failed = Signal(str)
 
@@ -299,7 +300,7 @@ class EventStream(QObject):
     def _loop(self) -> None:  # background thread
         try:
             for event in self._client.events(pid=self.pid):
-                if self._stop.is_set() or not self._emit(self.event, event):
+                if self._stop.is_set() or not self._emit(self.kernelEvent, event):
                     return
         except Exception as exc:
             log.info("process %s event stream ended: %s", self.pid, exc)

@@ -34,6 +34,8 @@ def _configure_logging() -> None:
     if not root.handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore"):  # one line per poll otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def run_app(argv: list[str] | None = None, *, starter: Starter | None = None,

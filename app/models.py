@@ -46,11 +46,11 @@ class RecordTableModel(QAbstractTableModel):
         self._rows: list[Record] = []
 
     # -- Qt API -----------------------------------------------------------------------
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
+    def rowCount(self, parent: AnyIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.columns)
+    def columnCount(self, parent: AnyIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -172,7 +172,7 @@ class ProcessModel(RecordTableModel):
     def apply_event(self, event: Record) -> None:
         if event.get("type") != "proc.state" or event.get("pid") is None:
             return
-        update = {k: event[k] for k in ("pid", "agent", "state", "reason") if k in event}
+        update: Record = {k: event[k] for k in ("pid", "agent", "state", "reason") if k in event}
         self.upsert(update)
 
 

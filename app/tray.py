@@ -49,9 +49,9 @@ class TrayApp(QObject):
 
         bridge.processesChanged.connect(self.processes.set_rows)
         bridge.approvalsChanged.connect(self.approvals.set_pending)
-        bridge.event.connect(self.processes.apply_event)
-        bridge.event.connect(self.approvals.apply_event)
-        bridge.event.connect(self._on_event)
+        bridge.kernelEvent.connect(self.processes.apply_event)
+        bridge.kernelEvent.connect(self.approvals.apply_event)
+        bridge.kernelEvent.connect(self._on_event)
         bridge.statusChanged.connect(self._on_status)
         bridge.errorOccurred.connect(self.notify_error)
         for model in (self.processes, self.approvals):
@@ -79,7 +79,7 @@ class TrayApp(QObject):
             self.tray.activated.connect(self._activated)
         self._refresh_ui()
 
-    def _add(self, text: str, slot: Callable[[], None]) -> QAction:
+    def _add(self, text: str, slot: Callable[[], object]) -> QAction:
         action = self.menu.addAction(text)
         action.triggered.connect(lambda _=False: slot())
         return action

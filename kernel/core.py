@@ -22,10 +22,11 @@ from kernel.drivers import DriverRegistry, discover_drivers
 from kernel.events import EventBus
 from kernel.grants import GrantStore
 from kernel.inference import Inference
+from kernel.loop import interrupted_result, run_agent
 from kernel.notify import desktop_notify
 from kernel.paths import Locations
 from kernel.proc import Process, ProcessTable, State, WaitReason
-from kernel.specs import SpecRegistry
+from kernel.specs import SpecError, SpecRegistry
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ class Kernel:
         self.db = Database(where.database)
         self.bus = EventBus(self.db, keys.redact)
         self.procs = ProcessTable(self.db, on_change=self._state_changed)
-        self.procs.forget_orphans()
         self.grants = GrantStore(self.db)
         self.audit = AuditLog(self.db, keys.redact)
         self.specs = SpecRegistry(where.agents_dir)
@@ -58,8 +58,6 @@ class Kernel:
 
     # -- processes ----------------------------------------------------------------------
     def start_agent(self, name: str, input: str | None, parent: int | None = None) -> Process:
-        from kernel.loop import run_agent  # the loop needs the kernel; import at use
-
         if self._closing:
             raise RuntimeError("the kernel is shutting down")
         spec = self.specs.get(name)
@@ -67,9 +65,43 @@ class Kernel:
         self.bus.publish({"type": "proc.input", "pid": proc.pid, "agent": proc.agent,
                           "text": input or ""})
         self.procs.transition(proc, State.READY)
+        self._launch(proc)
+        return proc
+
+    def _launch(self, proc: Process) -> None:
+        spec = self.specs.get(proc.agent)
         proc.task = asyncio.get_running_loop().create_task(run_agent(self, proc, spec),
                                                            name=f"agent-{proc.pid}")
-        return proc
+
+    def restore(self) -> list[Process]:
+        """Bring back the processes a previous kernel left unfinished, from their
+        checkpoints: those a person suspended stay suspended, the others continue.
+        Call once, from the running loop, before serving."""
+        restored = []
+        for row in self.procs.leftovers():
+            path = self.where.checkpoints / f"{row['pid']}.json"
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self.specs.get(row["agent"])
+            except (OSError, ValueError, SpecError) as exc:
+                log.warning("pid %d cannot be restored: %s", row["pid"], exc)
+                self.procs.mark_lost(row["pid"], "lost: kernel stopped without a usable checkpoint")
+                continue
+            proc = self.procs.adopt(row)
+            proc.conversation = data.get("messages") or []
+            proc.turn_results = data.get("turn_results") or {}
+            in_flight = data.get("in_flight")
+            if in_flight and data.get("state") != State.SUSPENDED.value:
+                # Parked at a boundary, the call had not started; otherwise it may have run.
+                proc.turn_results[in_flight] = interrupted_result(in_flight)
+            if row["state"] == "suspended" and row["reason"] == "requested":
+                proc.suspend_requested = True
+                self.procs.transition(proc, State.SUSPENDED, reason="requested")
+            else:
+                self.procs.transition(proc, State.READY, reason="restored after restart")
+                self._launch(proc)
+            restored.append(proc)
+        return restored
 
     def finish(self, proc: Process, status: str, answer: str | None = None) -> None:
         if not proc.alive:
@@ -92,6 +124,10 @@ class Kernel:
         if not proc.alive:
             raise ValueError(f"pid {pid} has terminated")
         proc.suspend_requested = False
+        if proc.task is None and proc.state is State.SUSPENDED:
+            # Restored suspended after a restart: its loop starts now.
+            self.procs.transition(proc, State.READY)
+            self._launch(proc)
         proc.resumed.set()
         return proc
 
@@ -131,6 +167,7 @@ class Kernel:
             return
         self.procs.transition(proc, State.READY)
         self.procs.transition(proc, State.RUNNING)
+        self.checkpoint(proc)
 
     def preempt_wanted(self, proc: Process) -> bool:
         return self.inference.preempt_wanted(proc)
@@ -179,7 +216,8 @@ class Kernel:
         tmp = path.with_suffix(".tmp")
         data = {"pid": proc.pid, "agent": proc.agent, "input": proc.input,
                 "state": proc.state.value, "steps": proc.steps,
-                "messages": proc.conversation}
+                "messages": proc.conversation, "turn_results": proc.turn_results,
+                "in_flight": proc.in_flight}
         tmp.write_text(keys.redact(json.dumps(data, default=str)), encoding="utf-8")
         os.replace(tmp, path)
 
@@ -189,17 +227,18 @@ class Kernel:
                           "exit_status": proc.exit_status})
 
     # -- lifecycle --------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     async def shutdown(self) -> None:
+        """Stop serving agents without ending them: each is checkpointed where it stands
+        and continues when a kernel starts again (see `restore`)."""
         self._closing = True
-        tasks = []
-        for proc in self.procs.live():
-            proc.kill_requested = True
-            if proc.task is not None:
-                proc.task.cancel()
-                tasks.append(proc.task)
+        tasks = [p.task for p in self.procs.live() if p.task is not None and not p.task.done()]
+        for task in tasks:
+            task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-        for proc in self.procs.live():
-            self.finish(proc, "killed: kernel stopped")
         await self.inference.close()
         self.db.close()

@@ -98,6 +98,9 @@ async def _serve(where: Locations, cfg: config_mod.Config, uvicorn: Any) -> int:
     from kernel.server import create_app
 
     kernel = Kernel(where, cfg)
+    restored = kernel.restore()
+    if restored:
+        log.info("restored %d process(es) from checkpoints", len(restored))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -76,6 +76,9 @@ class Process:
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
     # The conversation so far; checkpointed to disk when the process is parked.
     conversation: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # Results of the current turn's tool calls so far, and the call being made now.
+    turn_results: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    in_flight: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -157,8 +160,20 @@ class ProcessTable:
                 rows.setdefault(r["pid"], r)
         return [rows[pid] for pid in sorted(rows)]
 
-    def forget_orphans(self) -> None:
-        """At start-up: processes a previous kernel left running ended with it."""
-        self._db.execute(
-            "UPDATE procs SET state='terminated', exit_status=COALESCE(exit_status,"
-            " 'lost: kernel stopped'), updated=? WHERE state != 'terminated'", (time.time(),))
+    def leftovers(self) -> list[dict[str, Any]]:
+        """Rows a previous kernel left unfinished (it stopped or crashed under them)."""
+        return self._db.query("SELECT * FROM procs WHERE state != 'terminated' ORDER BY pid")
+
+    def adopt(self, row: dict[str, Any]) -> Process:
+        """Bring a leftover row back as a process in state `created`, same pid."""
+        proc = Process(pid=row["pid"], agent=row["agent"], parent=row["parent"],
+                       input=row["input"], steps=row["steps"], created=row["created"])
+        self._procs[proc.pid] = proc
+        self._db.execute("UPDATE procs SET state='created', reason=NULL, updated=? WHERE pid=?",
+                         (time.time(), proc.pid))
+        return proc
+
+    def mark_lost(self, pid: int, status: str) -> None:
+        """A leftover row that cannot come back ends here, with its reason."""
+        self._db.execute("UPDATE procs SET state='terminated', exit_status=?, updated=?"
+                         " WHERE pid=? AND state != 'terminated'", (status, time.time(), pid))

@@ -35,7 +35,7 @@ class AgentsWindow(QWidget):
         if model is None:  # not shared with a tray: follow the bridge ourselves
             model = ProcessModel(self)
             bridge.processesChanged.connect(model.set_rows)
-            bridge.event.connect(model.apply_event)
+            bridge.kernelEvent.connect(model.apply_event)
         self.model = model
         self.standalone = standalone
         self.setWindowTitle("DeskPilot — Agents")

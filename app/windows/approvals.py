@@ -24,7 +24,7 @@ class ApprovalsDialog(QDialog):
         if model is None:
             model = ApprovalModel(self)
             bridge.approvalsChanged.connect(model.set_pending)
-            bridge.event.connect(model.apply_event)
+            bridge.kernelEvent.connect(model.apply_event)
         self.model = model
         self.setWindowTitle("DeskPilot — Approvals")
         self.setWindowIcon(app_icon())

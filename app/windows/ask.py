@@ -115,7 +115,7 @@ class AskDialog(QDialog):
         self.pid = pid
         self.status.info(f"Working… (pid {pid})", timeout_ms=0)
         stream = self.bridge.stream(pid, self)
-        stream.event.connect(self.on_event)
+        stream.kernelEvent.connect(self.on_event)
         stream.finished.connect(self._finished)
         stream.failed.connect(self._failed)
         self._stream = stream

@@ -93,7 +93,7 @@ class PermissionsWindow(QWidget):
         self.model.modelReset.connect(self._update_buttons)
         self.model.rowsRemoved.connect(self._update_buttons)
         self.model.dataChanged.connect(self._update_buttons)
-        bridge.event.connect(self._on_event)
+        bridge.kernelEvent.connect(self._on_event)
         self._update_buttons()
 
     # -- state --------------------------------------------------------------------------
@@ -127,8 +127,8 @@ class PermissionsWindow(QWidget):
         self.bridge.call("agents", on_done=self._set_agents, on_error=self.status.error)
 
     def _set_agents(self, agents: object) -> None:
-        names = sorted({str(a.get("name")) for a in agents or [] if isinstance(a, dict)
-                        and a.get("name")})
+        rows = agents if isinstance(agents, list) else []
+        names = sorted({str(a["name"]) for a in rows if isinstance(a, dict) and a.get("name")})
         current = self._wanted_agent or self.agent
         self.agent_combo.blockSignals(True)
         self.agent_combo.clear()
@@ -152,7 +152,8 @@ class PermissionsWindow(QWidget):
 
         def show(rows: object) -> None:
             if agent == self.agent:  # the person may have picked another agent meanwhile
-                self.model.set_rows(r for r in rows or [] if r.get("agent", agent) == agent)
+                records = rows if isinstance(rows, list) else []
+                self.model.set_rows(r for r in records if r.get("agent", agent) == agent)
                 self._update_buttons()
 
         self.bridge.call("grants", agent, on_done=show, on_error=self.status.error)

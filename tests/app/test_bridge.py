@@ -12,7 +12,7 @@ def test_events_arrive_on_the_gui_thread(qtbot, bridge: KernelBridge,
                                          fake: FakeKernelClient) -> None:  # type: ignore[no-untyped-def]
     gui = threading.get_ident()
     seen: list[tuple[dict[str, Any], int]] = []
-    bridge.event.connect(lambda ev: seen.append((ev, threading.get_ident())))
+    bridge.kernelEvent.connect(lambda ev: seen.append((ev, threading.get_ident())))
 
     fake.emit({"type": "proc.state", "pid": 7, "agent": "a", "state": "running"})
     qtbot.waitUntil(lambda: len(seen) == 1, timeout=3000)
@@ -69,7 +69,7 @@ def test_refresh_reports_status_processes_and_approvals(qtbot, bridge: KernelBri
 def test_event_stream_reconnects_with_back_off(qtbot, bridge: KernelBridge,
                                                fake: FakeKernelClient) -> None:  # type: ignore[no-untyped-def]
     seen: list[dict[str, Any]] = []
-    bridge.event.connect(seen.append)
+    bridge.kernelEvent.connect(seen.append)
     first = fake.event_connects
 
     with qtbot.waitSignal(bridge.eventsConnected, timeout=3000,
@@ -94,7 +94,7 @@ def test_event_stream_of_one_process(qtbot, bridge: KernelBridge, fake: FakeKern
     fake.emit({"type": "proc.text", "pid": pid, "text": "before we followed"})
     stream = bridge.stream(pid)
     seen: list[dict[str, Any]] = []
-    stream.event.connect(seen.append)
+    stream.kernelEvent.connect(seen.append)
     with qtbot.waitSignal(stream.finished, timeout=3000):
         stream.start()
         qtbot.waitUntil(lambda: len(seen) == 1, timeout=3000)

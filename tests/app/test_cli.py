@@ -260,3 +260,39 @@ def test_the_api_key_is_never_written_under_deskpilot_home(kernel_env: KernelEnv
     hits = subprocess.run(["grep", "-r", "-l", TEST_KEY, str(kernel_env.home)],
                           capture_output=True, text=True)
     assert hits.stdout == "", f"key found in: {hits.stdout}"
+
+
+def test_a_suspended_agent_survives_a_kernel_restart_and_resumes(kernel_env: KernelEnv) -> None:
+    target = kernel_env.work / "after-resume.txt"
+    release = threading.Event()
+    replies = iter([tool_use("files_write", {"path": str(target), "content": "resumed"}),
+                    text("Finished after the restart.")])
+
+    def responder(body: dict[str, Any]) -> Any:
+        if len(body["messages"]) == 1:
+            assert release.wait(30)  # hold the first turn until the suspend was requested
+        return next(replies)
+
+    kernel_env.server.responder = responder
+    kernel_env.run("kernel", "start")
+    kernel_env.run("grants", "allow", "assistant", f"fs.write:{kernel_env.work}/**")
+    pid = kernel_env.json("agents", "start", "assistant", "--input", "write it")["pid"]
+    kernel_env.run("agents", "suspend", str(pid))
+    release.set()
+    kernel_env.wait_for(lambda: _state(kernel_env, pid) == "suspended", what="suspension")
+    assert not target.exists()  # parked at the boundary before the tool ran
+    procs = kernel_env.json("agents", "list")["processes"]
+    assert next(p for p in procs if p["pid"] == pid)["reason"] == "requested"
+
+    kernel_env.run("kernel", "stop")
+    kernel_env.run("kernel", "start")
+    assert _state(kernel_env, pid) == "suspended"  # a person's suspend outlives the restart
+    assert not target.exists()
+    kernel_env.run("agents", "resume", str(pid))
+    kernel_env.wait_for(lambda: _state(kernel_env, pid) == "terminated", what="the resumed run")
+    assert target.read_text() == "resumed"
+    logs = kernel_env.json("agents", "logs", str(pid))
+    assert logs[-1]["type"] == "proc.exit" and logs[-1]["answer"] == "Finished after the restart."
+    # The model saw the whole conversation again, from the checkpoint.
+    last = kernel_env.server.requests[-1].body["messages"]
+    assert last[0]["content"] == "write it" and len(last) == 3

@@ -247,26 +247,30 @@ def test_get_unknown_pid(table: ProcessTable) -> None:
         table.get(42)
 
 
-def test_forget_orphans_terminates_leftover_live_rows(tmp_path: Path) -> None:
+def test_leftovers_can_be_adopted_with_their_pid_or_marked_lost(tmp_path: Path) -> None:
     path = tmp_path / "k.sqlite3"
     db1 = Database(path)
     t1 = ProcessTable(db1)
     procs = {}
     for s in State:
-        procs[s] = p = t1.create(s.value, None)
+        procs[s] = p = t1.create(s.value, f"input {s.value}")
         move(t1, p, s)
-    # one finished with its own status, which must be kept
     db1.close()
 
     db2 = Database(path)
     t2 = ProcessTable(db2)
-    t2.forget_orphans()
-    for s, p in procs.items():
-        r = row(db2, p.pid)
-        assert r["state"] == "terminated"
-        assert r["exit_status"] == ("ok" if s is State.TERMINATED else "lost: kernel stopped")
-    listing = {r["pid"]: r for r in t2.listing()}
-    assert {r["state"] for r in listing.values()} == {"terminated"}
+    left = {r["pid"]: r for r in t2.leftovers()}
+    assert set(left) == {p.pid for s, p in procs.items() if s is not State.TERMINATED}
+    running = procs[State.RUNNING]
+    adopted = t2.adopt(left[running.pid])
+    assert adopted.pid == running.pid and adopted.state is State.CREATED
+    assert adopted.input == "input running" and t2.get(running.pid) is adopted
+    assert row(db2, running.pid)["state"] == "created"
+    waiting = procs[State.WAITING]
+    t2.mark_lost(waiting.pid, "lost: no checkpoint")
+    assert row(db2, waiting.pid)["exit_status"] == "lost: no checkpoint"
+    t2.mark_lost(procs[State.TERMINATED].pid, "lost: no checkpoint")  # finished rows keep theirs
+    assert row(db2, procs[State.TERMINATED].pid)["exit_status"] == "ok"
     # new processes still get fresh pids
     assert t2.create("c", None).pid == max(p.pid for p in procs.values()) + 1
     db2.close()
