@@ -19,6 +19,8 @@ DEFAULT_CONFIG = """\
 [model]
 # The model agents use unless their spec names one. DESKPILOT_MODEL overrides it.
 default = "claude-sonnet-4-5"
+# A cheaper model for background and idle agents whose spec names none (empty: the default).
+background = ""
 # Seconds one model call may take before it is retried.
 timeout_seconds = 120
 
@@ -34,6 +36,7 @@ notify = true
 class Config:
     model: str = DEFAULT_MODEL
     model_timeout: float = 120.0
+    background_model: str | None = None
     approval_timeout: float = 300.0
     notify: bool = True
     raw: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +55,7 @@ def load(path: Path) -> Config:
     cfg = Config(
         model=str(model.get("default", DEFAULT_MODEL)),
         model_timeout=float(model.get("timeout_seconds", 120)),
+        background_model=str(model.get("background") or "") or None,
         approval_timeout=float(approvals.get("timeout_seconds", 300)),
         notify=bool(approvals.get("notify", True)),
         raw=raw,

@@ -132,15 +132,24 @@ def start_background(where: Locations | None = None, timeout: float = 20.0) -> d
             return client.status()
         except KernelUnavailable:
             pass
-    if lock_is_held(where):
-        # Another kernel is starting right now (or hung); wait for it to answer.
-        return _wait_for(where, timeout, None)
+    deadline = time.monotonic() + timeout
+    while lock_is_held(where):
+        # Another kernel is starting, or stopping: wait until it answers or lets go.
+        with KernelClient(where, timeout=5) as client:
+            try:
+                return client.status()
+            except KernelUnavailable:
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a kernel holds {where.lock} but does not answer; "
+                               f"see {where.logs / 'kernel.log'}")
+        time.sleep(0.05)
     log_path = where.logs / "kernel.out"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "kernel", "--foreground"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, cwd=str(Path.home()))
-    return _wait_for(where, timeout, proc)
+    return _wait_for(where, max(1.0, deadline - time.monotonic()), proc)
 
 
 def _wait_for(where: Locations, timeout: float, proc: subprocess.Popen[bytes] | None) -> dict[str, Any]:
