@@ -222,6 +222,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    with _client() as c:
+        if args.action == "set":
+            budget = c.set_budget(args.key, args.value)
+            _out(budget, args.json, lambda b: f"{args.key} = {b.get(args.key.replace('-', '_'))}"
+                                              " (applied to running agents)")
+            return 0
+        report = c.budget()
+    _out(report, args.json, _render_budget)
+    return 0
+
+
+def _render_budget(r: dict[str, Any]) -> str:
+    def limit(v: Any) -> str:
+        return "unlimited" if v is None else str(v)
+
+    lines = [f"policy: {r['policy']}"]
+    for key, row in r["limits"].items():
+        lines.append(f"{key:<26} {limit(row['limit']):>12}   in use: {row['used']}")
+    spend = r["spend"]
+    lines.append(f"{'usd_per_day':<26} {limit(spend['usd_per_day']):>12}   spent today: "
+                 f"${spend['usd_today']:.4f}")
+    lines.append(f"{'usd_per_month':<26} {limit(spend['usd_per_month']):>12}   spent this month: "
+                 f"${spend['usd_this_month']:.4f}")
+    if r.get("paused_for"):
+        lines.append(f"provider back-off: {r['paused_for']:.1f} s left")
+    for w in r.get("waiting", []):
+        lines.append(f"waiting: pid {w['pid']} ({w['agent']}): {w['reason']}")
+    rows = [{"agent": a, "tokens_today": d["today"]["input_tokens"] + d["today"]["output_tokens"],
+             "cached_today": d["today"].get("cache_read_input_tokens", 0),
+             "usd_today": f"{d['today']['usd']:.4f}", "usd_month": f"{d['month']['usd']:.4f}"}
+            for a, d in r["agents"].items()]
+    lines += ["", _table(rows, ["agent", "tokens_today", "cached_today", "usd_today", "usd_month"],
+                         "no model calls yet")]
+    return "\n".join(lines)
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     with _client() as c:
         _out(c.send(args.agent, args.text), args.json,
@@ -322,6 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     au = cmd("audit", cmd_audit, "the audit log: every syscall and its decision")
     au.add_argument("--agent")
     au.add_argument("--limit", type=int, default=50)
+
+    b = cmd("budget", cmd_budget, "the inference budget all agents share")
+    bsub = subparsers(b)
+    bsub.add_parser("show", help="limits, use and spend per agent")
+    bset = bsub.add_parser("set", help="set a limit (applies at once); 'none' removes it")
+    bset.add_argument("key", help="input_tokens_per_minute, output_tokens_per_minute, "
+                                  "requests_per_minute, max_concurrent, usd_per_day, "
+                                  "usd_per_month, policy")
+    bset.add_argument("value")
 
     s = cmd("send", cmd_send, "send a message to an agent")
     s.add_argument("agent")

@@ -127,6 +127,13 @@ class KernelClient:
     def answer_approval(self, approval_id: int, approve: bool) -> dict[str, Any]:
         return self._request("POST", f"/approvals/{approval_id}", json={"approve": approve})
 
+    # -- budget -----------------------------------------------------------------------
+    def budget(self) -> dict[str, Any]:
+        return self._request("GET", "/budget")
+
+    def set_budget(self, key: str, value: str) -> dict[str, Any]:
+        return self._request("PUT", "/budget", json={"key": key, "value": value})
+
     # -- audit ------------------------------------------------------------------------
     def audit(self, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}

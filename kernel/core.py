@@ -25,6 +25,7 @@ from kernel.inference import Inference
 from kernel.loop import interrupted_result, run_agent
 from kernel.notify import desktop_notify
 from kernel.paths import Locations
+from kernel.quotas import ToolCallQuota
 from kernel.proc import Process, ProcessTable, State, WaitReason
 from kernel.specs import SpecError, SpecRegistry
 
@@ -47,6 +48,7 @@ class Kernel:
                                    desktop_notify if config.notify else None)
         self.drivers = DriverRegistry(discover_drivers())
         self.inference = Inference(self)
+        self.tool_quota = ToolCallQuota()
         self._closing = False
 
     # -- the gate ---------------------------------------------------------------------
@@ -107,6 +109,7 @@ class Kernel:
         if not proc.alive:
             return
         self.procs.transition(proc, State.TERMINATED, exit_status=status)
+        self.inference.forget(proc.pid)
         self.bus.publish({"type": "proc.exit", "pid": proc.pid, "agent": proc.agent,
                           "status": status, "answer": answer})
         self.checkpoint(proc)

@@ -17,6 +17,7 @@ from kernel import __version__
 from kernel.capabilities import BadCapability, Mode
 from kernel.core import Kernel
 from kernel.proc import NoSuchProcess
+from kernel.sched import BudgetError
 from kernel.specs import SpecError
 
 
@@ -46,6 +47,11 @@ class AnswerBody(BaseModel):
 class SyscallBody(BaseModel):
     call: str
     args: dict[str, Any] = {}
+
+
+class BudgetBody(BaseModel):
+    key: str
+    value: str
 
 
 class SendBody(BaseModel):
@@ -185,6 +191,17 @@ def create_app(kernel: Kernel, stop: asyncio.Event) -> FastAPI:
     @api.get("/audit")
     async def audit(agent: str | None = None, pid: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return kernel.audit.query(agent=agent, pid=pid, limit=max(1, min(limit, 10_000)))
+
+    @api.get("/budget")
+    async def budget() -> dict[str, Any]:
+        return kernel.inference.report()
+
+    @api.put("/budget")
+    async def set_budget(body: BudgetBody) -> dict[str, Any]:
+        try:
+            return kernel.inference.set_budget(body.key, body.value).model_dump()
+        except BudgetError as exc:
+            raise HTTPException(400, str(exc)) from None
 
     @api.post("/send")
     async def send(body: SendBody) -> dict[str, Any]:

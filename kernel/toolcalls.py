@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.capabilities import Mode, resolve_path
 from kernel.drivers import Need, ToolError
 from kernel.errors import Refused
+from kernel.proc import WaitReason
 
 if TYPE_CHECKING:
     from kernel.syscalls import CallContext
@@ -110,6 +111,11 @@ async def sys_tool(ctx: "CallContext", args: ToolArgs) -> Any:
                           decision=ctx.decision)
         ctx.decision = "allow (approved)"
 
+    limit = spec.quotas.tool_calls_per_minute
+    while (delay := kernel.tool_quota.wait_time(proc.agent, limit)) > 0:
+        async with kernel.waiting(proc, WaitReason.BUDGET, "tool calls per minute"):
+            await asyncio.sleep(delay)
+    kernel.tool_quota.record(proc.agent)
     kernel.bus.publish({"type": "proc.tool", "pid": proc.pid, "agent": proc.agent,
                         "tool": args.name, "args": args.input})
     try:

@@ -296,3 +296,45 @@ def test_a_suspended_agent_survives_a_kernel_restart_and_resumes(kernel_env: Ker
     # The model saw the whole conversation again, from the checkpoint.
     last = kernel_env.server.requests[-1].body["messages"]
     assert last[0]["content"] == "write it" and len(last) == 3
+
+
+def test_several_agents_share_a_rate_limit_without_drawing_a_429(kernel_env: KernelEnv,
+                                                                 tmp_path: Path) -> None:
+    """Five agents, ten model calls, a provider allowing six requests a minute: the
+    kernel makes the rest wait for the window instead of drawing 429s."""
+    kernel_env.server.set_limits(rpm=6, itpm=40_000)
+
+    def responder(body: dict[str, Any]) -> Any:
+        first = body["messages"][0]["content"]
+        first = first if isinstance(first, str) else first[0]["text"]
+        if len(body["messages"]) == 1:
+            return tool_use("memory_write", {"key": "seen", "value": first})
+        return text(f"done: {first}")
+
+    kernel_env.server.responder = responder
+    spec = tmp_path / "worker.toml"
+    spec.write_text('name = "worker"\ninstructions = "Remember what you are told."\n'
+                    'priority = "background"\nmax_tokens = 256\n')
+    kernel_env.run("kernel", "start")
+    kernel_env.run("agents", "add", str(spec))
+    kernel_env.run("budget", "set", "requests_per_minute", "6")
+    assert kernel_env.json("budget", "show")["budget"]["requests_per_minute"] == 6
+    pids = [kernel_env.json("agents", "start", "worker", "--input", f"job {i}")["pid"]
+            for i in range(5)]
+
+    def waiting_for_budget() -> bool:
+        procs = kernel_env.json("agents", "list")["processes"]
+        return any((p["reason"] or "").startswith("budget") for p in procs if p["pid"] in pids)
+
+    kernel_env.wait_for(waiting_for_budget, timeout=30, what="an agent waiting for the budget")
+    kernel_env.wait_for(lambda: all(_state(kernel_env, p) == "terminated" for p in pids),
+                        timeout=120, what="all workers to finish")
+
+    procs = {p["pid"]: p for p in kernel_env.json("agents", "list")["processes"]}
+    assert [procs[p]["exit_status"] for p in pids] == ["ok"] * 5
+    assert kernel_env.server.count_429 == 0
+    assert kernel_env.server.max_window_usage("requests") <= 6
+    report = kernel_env.json("budget", "show")
+    assert report["agents"]["worker"]["today"]["requests"] == 10
+    # Tools and instructions are the same for every worker: read from the prompt cache.
+    assert report["agents"]["worker"]["today"]["cache_read_input_tokens"] > 0
