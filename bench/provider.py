@@ -1,0 +1,78 @@
+"""The fake provider of the benchmark: the test suite's FakeMessagesAPI, instrumented.
+
+Every request that reaches admission (the rate limiter) is recorded with its task tag,
+whether it was admitted or drew a 429, the input tokens the server counts toward its
+input-tokens-per-minute limit (uncached + cache writes), cache reads and output tokens,
+so the metrics can attribute tokens to agents and tasks as the server saw them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.workload import responder, tag_of, turn_of
+from tests.fakes.messages_api import FakeMessagesAPI
+from tests.fakes.prompt_cache import CachePlan
+from tests.fakes.ratelimit import Admission
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    t: float              # server clock (time.monotonic) at admission
+    wall: float           # time.time() at admission
+    agent: str
+    task: int
+    turn: int
+    admitted: bool
+    counted_input: int    # toward ITPM: uncached input + cache writes
+    cache_read: int
+    total_input: int
+    output: int
+    generation_s: float   # how long the server streams the answer
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the call spent as counted by the provider (0 output if refused)."""
+        return self.counted_input + (self.output if self.admitted else 0)
+
+    @property
+    def end_wall(self) -> float:
+        return self.wall + (self.generation_s if self.admitted else 0.0)
+
+
+class BenchProvider(FakeMessagesAPI):
+    """FakeMessagesAPI with the benchmark's responder and a per-call record."""
+
+    def __init__(self, *, itpm: int, seconds_per_output_token: float) -> None:
+        super().__init__(responder=responder, itpm=itpm,
+                         seconds_per_output_token=seconds_per_output_token)
+        self.itpm = itpm
+        self.calls: list[CallRecord] = []
+        self._calls_lock = threading.Lock()
+
+    def _admit(self, body: dict[str, Any], output_tokens: int) -> tuple[CachePlan, Admission]:
+        plan, admission = super()._admit(body, output_tokens)
+        agent, task = tag_of(body) or ("unknown", -1)
+        rec = CallRecord(t=time.monotonic(), wall=time.time(), agent=agent, task=task,
+                         turn=turn_of(body), admitted=admission.admitted,
+                         counted_input=plan.rate_limited_input_tokens,
+                         cache_read=plan.cache_read_input_tokens, total_input=plan.total_tokens,
+                         output=output_tokens,
+                         generation_s=output_tokens * self.seconds_per_output_token)
+        with self._calls_lock:
+            self.calls.append(rec)
+        return plan, admission
+
+    def records(self) -> list[CallRecord]:
+        with self._calls_lock:
+            return list(self.calls)
+
+    def receipt_wall(self, agent: str, task: int) -> float | None:
+        """When the server first received a request of (agent, task) (wall clock)."""
+        for req in self.requests:
+            if req.path == "/v1/messages" and isinstance(req.body, dict) \
+                    and tag_of(req.body) == (agent, task):
+                return req.wall_time
+        return None
