@@ -71,8 +71,6 @@ def run_foreground(where: Locations | None = None) -> int:
     """Run the kernel in this process until stopped (SIGTERM, SIGINT or the API)."""
     import uvicorn
 
-    from kernel.core import Kernel
-    from kernel.server import create_app
 
     where = (where or locations()).ensure()
     os.umask(0o077)  # the socket and every file we create: this user only

@@ -7,7 +7,6 @@ import signal
 import stat
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +230,12 @@ def test_kernel_start_is_idempotent_and_status_reports_it(kernel_env: KernelEnv)
     assert status["version"] and status["socket"].endswith("kernel.sock")
     mode = stat.S_IMODE(os.stat(status["socket"]).st_mode)
     assert mode == 0o600
+    import httpx
+    with httpx.Client(transport=httpx.HTTPTransport(uds=status["socket"]),
+                      base_url="http://deskpilot") as http:
+        schema = http.get("/openapi.json").json()
+    assert {"/status", "/agents/{name}/start", "/procs/{pid}/syscall", "/grants", "/approvals",
+            "/audit", "/budget", "/events"} <= set(schema["paths"])
     assert kernel_env.run("kernel", "stop").stdout.strip() == "kernel stopped"
     assert kernel_env.json("kernel", "status")["running"] is False
 

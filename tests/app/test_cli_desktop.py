@@ -7,7 +7,6 @@ import pty
 import select
 import subprocess
 import time
-from pathlib import Path
 
 from tests.fakes.replies import text, tool_use
 from tests.fixtures.desktop import SecretService

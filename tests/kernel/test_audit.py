@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,6 @@ from kernel.audit import MAX_FIELD, AuditLog, redact_args
 from kernel.db import Database
 
 KEY = "sk-ant-api03-" + "AbC_d-9" * 10
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(tmp_path / "kernel.sqlite3")
-    yield d
-    d.close()
 
 
 @pytest.fixture

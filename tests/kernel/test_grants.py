@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,13 +9,6 @@ import pytest
 from kernel.capabilities import BadCapability, Capability, Mode
 from kernel.db import Database
 from kernel.grants import GrantStore
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(tmp_path / "kernel.sqlite3")
-    yield d
-    d.close()
 
 
 @pytest.fixture

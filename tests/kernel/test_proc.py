@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,6 @@ def move(table: ProcessTable, proc: Process, to: State) -> None:
     for s in path_to(to):
         table.transition(proc, s, **kwargs_for(s))
     assert proc.state is to
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(tmp_path / "kernel.sqlite3")
-    yield d
-    d.close()
 
 
 @pytest.fixture
