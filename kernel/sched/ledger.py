@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -114,6 +114,7 @@ class Totals:
                 "cache_creation_input_tokens": self.cache_creation_input_tokens,
                 "cache_read_input_tokens": self.cache_read_input_tokens,
                 "cached_tokens": self.cache_read_input_tokens,
+                "counted_input_tokens": self.input_tokens + self.cache_creation_input_tokens,
                 "usd": round(self.usd, 6)}
 
 
@@ -135,7 +136,8 @@ class Ledger:
         self._total = _Window()
         self._by_agent: dict[str, _Window] = {}
         self._open: dict[int, Entry] = {}
-        self._closed: dict[tuple[str, str], dict[str, Totals]] = {}  # (scope, key) -> agent -> totals
+        # (scope, key) -> agent -> closed totals
+        self._closed: dict[tuple[str, str], dict[str, Totals]] = {}
         self._all_time: dict[str, Totals] = {}
 
     # ------------------------------------------------------------------ changes
@@ -167,9 +169,15 @@ class Ledger:
                 requests, usage, usd)
         self._all_time.setdefault(e.agent, Totals()).add(requests, usage, usd)
 
-    def expire(self, now: float) -> None:
-        """Drop entries whose window has passed (``stamp + window <= now``)."""
+    def expire(self, now: float, before: Callable[[Entry, float], None] | None = None) -> None:
+        """Drop entries whose window has passed (``stamp + window <= now``).
+
+        ``before(entry, t)`` is called for each, oldest first, while the sums
+        still include it; ``t`` is the moment it left the window.
+        """
         while self._entries and self._entries[0].stamp + self.window <= now:
+            if before is not None:
+                before(self._entries[0], self._entries[0].stamp + self.window)
             e = self._entries.popleft()
             self._total.add(e, -1)
             self._by_agent[e.agent].add(e, -1)
@@ -225,12 +233,13 @@ class Ledger:
     def in_flight(self) -> int:
         return len(self._open)
 
-    def spent(self, scope: str, key: str) -> float:
-        """Money of the period: closed costs plus worst-case cost of open calls."""
+    def spent(self, scope: str, key: str, *, reserved: bool = True) -> float:
+        """Money of the period: closed costs plus (``reserved``) worst case of open calls."""
         closed = sum(t.usd for t in self._closed.get((scope, key), {}).values())
-        reserved = sum(e.cost_usd for e in self._open.values()
-                       if (e.day if scope == "day" else e.month) == key)
-        return closed + reserved
+        if not reserved:
+            return closed
+        return closed + sum(e.cost_usd for e in self._open.values()
+                            if (e.day if scope == "day" else e.month) == key)
 
     # ------------------------------------------------------------------ report
 
@@ -239,7 +248,8 @@ class Ledger:
 
         ``minute`` counts the window as the limits see it (open calls at their
         reservation); the periods count closed calls, plus ``reserved_usd`` of
-        open ones.
+        open ones.  ``input_tokens`` is uncached input as the API reports it;
+        ``counted_input_tokens`` adds cache writes, as input limits count.
         """
         agents = set(self._by_agent) | set(self._all_time)
         minute: dict[str, Totals] = {a: Totals() for a in agents}

@@ -1,18 +1,24 @@
 """Pacing: spread admissions over the minute instead of bursting at window edges.
 
+Used for non-interactive calls of an agent ahead of its fair share, and for
+every non-interactive call while a person is using DeskPilot (see
+:mod:`kernel.sched.limits`); otherwise calls go as fast as the window allows.
+
 Why: a rolling window refills exactly as it was filled 60 s earlier, so a
 greedy scheduler replays its first burst for ever -- whoever was waiting at
 the refill gets it, and the policy never gets a real choice (weights would not
-matter).  A token bucket per limited dimension, refilled at ``limit / 60`` per
-second and holding at most ``burst`` x ``limit``, makes admissions one at a
-time once the budget is saturated, so each one goes to the waiter first in
-policy order.  It costs no throughput: under saturation it admits exactly the
-limit per minute, and the rolling window (which remains the hard guarantee)
-is not touched.  Unsaturated bursts up to ``burst`` x ``limit`` pass at once.
+matter).  A token bucket per limited dimension, refilled at ``limit`` per
+``period`` (the scheduler's window) and holding at most ``burst`` x ``limit``,
+makes admissions one at a time once the budget is saturated, so each one goes
+to the waiter first in policy order.  It costs little throughput (under
+saturation it admits about the limit per window; measured 96-98 % of it), and
+the rolling window remains the hard guarantee.  Unsaturated bursts up to
+``burst`` x ``limit`` pass at once.
 
-The bucket never holds more than the window's current headroom: while the
-window itself is full, the bucket does not fill up, so the refill that comes
-when old entries expire is paced too instead of replayed as a burst.
+While calls wait because the window itself is full, the bucket does not
+fill up (the scheduler clamps it to the window's room just before each entry
+leaves the window), so the refill that comes when old entries expire is
+paced too instead of replayed as a burst.
 
 A call larger than the bucket is admitted when the bucket is full and leaves
 it in debt, so any call that fits the window can pass.  Settlement credits
@@ -61,10 +67,9 @@ class Pacer:
         b.at = now
         return b.level
 
-    def ready_at(self, dim: str, now: float, limit: int | None, need: int,
-                 headroom: float | None = None) -> float:
-        """When ``need`` may go (``now`` if it may go now); ``headroom``: window room left."""
-        level = self._level(dim, now, limit, headroom)
+    def ready_at(self, dim: str, now: float, limit: int | None, need: int) -> float:
+        """When ``need`` may go (``now`` if it may go now)."""
+        level = self._level(dim, now, limit)
         if level is None or limit is None or need <= 0:
             return now
         want = min(float(need), limit * self.burst)
@@ -80,6 +85,10 @@ class Pacer:
         level = self._level(dim, now, limit)
         if level is not None and limit is not None and amount > 0:
             self._buckets[dim].level = min(limit * self.burst, level + amount)
+
+    def clamp(self, dim: str, t: float, limit: int | None, headroom: float) -> None:
+        """At time ``t`` the window had only ``headroom`` left: the bucket holds no more."""
+        self._level(dim, t, limit, headroom)
 
     def level(self, dim: str, now: float, limit: int | None) -> float | None:
         return self._level(dim, now, limit)

@@ -22,15 +22,19 @@ state change (admit, settle, abandon, cancel, budget change, provider
 headers, 429) and from one timer task that sleeps through ``clock.sleep_until``
 until the earliest moment something could fit -- the single gate through
 which the scheduler waits, so a :class:`VirtualClock` makes it deterministic.
+Not thread-safe: call every method from the event loop's thread.
+
+Pacing (:mod:`kernel.sched.pacer`) spreads non-interactive admissions over
+the minute when it matters -- for an agent ahead of its fair share, and while
+a person is active -- so that each admission is a real choice made by the
+policy and the person finds room (see :mod:`kernel.sched.limits` for when,
+and the pacer for why a bare rolling window would defeat the weights).
 
 Ordering: strict priority classes (interactive > normal > background > idle);
-within a class by ``budget.policy``: ``fair`` = start-time fair queueing over
-tokens / weight, ``deadline`` = earliest deadline first (none last),
-``cheapest`` = smallest worst-case cost first (waiters older than
-``CHEAPEST_AGING`` s go first, so costly calls are not starved).  The first
+within a class by ``budget.policy`` (see :mod:`kernel.sched.policy`).  The first
 waiter in order blocked by a *shared* resource blocks everyone after it (no
-overtaking: a big call is never starved by small ones, and it waits at most
-one window, because calls larger than a window limit fail fast with
+overtaking: a big call is never starved by small ones, and it waits about
+one window at most, because calls larger than a window limit fail fast with
 :class:`RequestTooLarge`).  A waiter blocked only by its own agent quota is
 skipped, since it holds nothing the others need.
 """
@@ -46,26 +50,16 @@ from typing import Any
 
 from kernel.sched.budget import Budget, PriceTable, Usage
 from kernel.sched.clock import Clock, SystemClock
-from kernel.sched.ledger import TOKENS, Entry, Ledger, next_period_start, period_keys
+from kernel.sched.ledger import Entry, Ledger, period_keys
+from kernel.sched.limits import SHARED, WINDOW_LIMITS, AdmissionRules
 from kernel.sched.pacer import Pacer
+from kernel.sched.policy import FAIR_GRACE, FairShare, order_key
 from kernel.sched.provider import ProviderLimits
-from kernel.sched.tickets import PRIORITIES, RANK, RequestTooLarge, Reservation, Ticket
+from kernel.sched.tickets import PRIORITIES, RequestTooLarge, Reservation, Ticket
 
 log = logging.getLogger(__name__)
 
 WaitCallback = Callable[[int, "str | None"], None]
-#: (ledger dimension, budget key, label in reasons)
-WINDOW_LIMITS = (("requests", "requests_per_minute", "requests per minute"),
-                 ("input_tokens", "input_tokens_per_minute", "input tokens per minute"),
-                 ("output_tokens", "output_tokens_per_minute", "output tokens per minute"))
-CHEAPEST_AGING = 120.0
-#: Fair share: a pid that stopped competing (e.g. ran tools) keeps at most this
-#: many calls' worth of credit over the agents that kept competing, so a short
-#: pause costs it nothing but a long idle spell earns it no burst.
-FAIR_LAG_CALLS = 2.0
-#: Longest sleep toward a wall-clock event (day / month turn): the wall clock
-#: may jump, and a monotonic clock may stop during system suspend.
-WALL_RECHECK = 300.0
 
 
 class _Waiter:
@@ -75,10 +69,10 @@ class _Waiter:
                  since: float) -> None:
         self.ticket, self.fut, self.seq, self.since = ticket, fut, seq, since
         self.reason: str | None = None
-        self.kind: str | None = None   # "own" | "global" | "shared" | "queued"
+        self.kind: str | None = None   # "own" | "global" | "shared" | "window" | "queued"
 
 
-class Scheduler:
+class Scheduler(AdmissionRules):
     """Admits model calls against one :class:`Budget`; see the module docstring.
 
     ``tz`` is the time zone of the spend-cap day and month (None = local time).
@@ -87,39 +81,50 @@ class Scheduler:
     make two calls fall in one provider window that ours saw apart.
     ``interactive_reserve`` (0..1) keeps that fraction of each rate limit for
     the interactive class, so a person's request need not wait for a window
-    that background work filled.  ``on_wait_change(pid, reason | None)`` is
-    called when a pid starts waiting, its reason changes, or it stops waiting.
+    that background work filled (about one interactive call's tokens / the
+    limit is enough; it costs the same fraction of utilisation).
+    ``interactive_room`` caps (as a fraction of a limit) the room kept free
+    for a person's next call while they are active; 0 turns it off (see
+    :mod:`kernel.sched.limits`).  ``pace_burst``: the pacer lets this fraction
+    of a window's limit out at once (1.0 = hardly any pacing).
+    ``on_wait_change(pid, reason | None)`` is called when a pid starts
+    waiting, its reason changes, or it stops waiting.
     """
 
     def __init__(self, budget: Budget | None = None, prices: PriceTable | None = None,
                  clock: Clock | None = None, *, tz: tzinfo | None = None,
                  window_margin: float = 1.0, interactive_reserve: float = 0.0,
-                 pace_burst: float = 0.25, on_wait_change: WaitCallback | None = None) -> None:
-        if not 0.0 <= interactive_reserve < 1.0:
-            raise ValueError("interactive_reserve must be in [0, 1)")
+                 interactive_room: float = 0.25, pace_burst: float = 0.25,
+                 on_wait_change: WaitCallback | None = None) -> None:
+        if not (0.0 <= interactive_reserve < 1.0 and 0.0 <= interactive_room < 1.0):
+            raise ValueError("interactive_reserve and interactive_room must be in [0, 1)")
         self.budget = budget or Budget()
         self.prices = prices or PriceTable()
         self.clock: Clock = clock or SystemClock()
         self.tz = tz
         self.window = 60.0 + max(0.0, window_margin)
         self.interactive_reserve = interactive_reserve
+        self.interactive_room = interactive_room
         self.on_wait_change = on_wait_change
         self.ledger = Ledger(self.window)
         self.provider = ProviderLimits()
         self.pacer = Pacer(pace_burst, self.window)
         self.rate_limited_count = 0
         self._pause_until = -math.inf
+        self._interactive_at = -math.inf   # last time an interactive call arrived or ended
+        self._person_need: dict[str, int] = {}   # what the last interactive call needed
         self._waiters: list[_Waiter] = []
         self._open: dict[int, tuple[Entry, float, int]] = {}  # id -> (entry, weight, rank)
-        self._vtime: dict[int, float] = {}                # pid -> fair-share virtual time
-        self._vmin: dict[int, float] = dict.fromkeys(RANK.values(), 0.0)
+        self.fair = FairShare()
         self._pid_rank: dict[int, int] = {}
+        self._last_done: dict[int, tuple[int, float]] = {}  # pid -> (rank, when its call ended)
         self._reasons: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._pumping = self._again = False
+        self._window_bound = False   # the head of the queue waits for a window to slide
         self._period: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ admission
@@ -135,7 +140,9 @@ class Scheduler:
         if problem:
             raise RequestTooLarge(problem)
         self._pid_rank[ticket.pid] = ticket.rank
-        self._place(ticket)
+        if ticket.rank == 0:
+            self._interactive_at, self._person_need = self.clock.now(), ticket.need
+        self.fair.place(ticket, self._competing(ticket.rank))
         fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(ticket, fut, next(self._seq), self.clock.now())
         self._waiters.append(waiter)
@@ -153,12 +160,11 @@ class Scheduler:
 
     def settle(self, reservation: Reservation, usage: Usage) -> None:
         """Replace the reservation by the call's actual ``usage``."""
-        opened = self._open.pop(reservation.id, None)
-        if opened is None:
-            log.warning("reservation %d settled twice or unknown; ignored", reservation.id)
+        if (opened := self._pop(reservation, "settled")) is None:
             return
         entry, weight, _ = opened
-        if usage.counted_input_tokens > entry.input_tokens or usage.output_tokens > entry.output_tokens:
+        if (usage.counted_input_tokens > entry.input_tokens
+                or usage.output_tokens > entry.output_tokens):
             log.warning("pid %d used %d input / %d output tokens, reserved %d / %d: the "
                         "estimate was low and a window may exceed its limit", entry.pid,
                         usage.counted_input_tokens, usage.output_tokens, entry.input_tokens,
@@ -173,13 +179,17 @@ class Scheduler:
         the window and is billed as uncached input.  False for calls that were
         never sent (or refused with a 429).
         """
-        opened = self._open.pop(reservation.id, None)
-        if opened is None:
-            log.warning("reservation %d abandoned twice or unknown; ignored", reservation.id)
+        if (opened := self._pop(reservation, "abandoned")) is None:
             return
         entry, weight, _ = opened
         usage = Usage(input_tokens=entry.input_tokens) if reached_provider else Usage()
         self._close(entry, weight, 1 if reached_provider else 0, usage)
+
+    def _pop(self, reservation: Reservation, verb: str) -> tuple[Entry, float, int] | None:
+        opened = self._open.pop(reservation.id, None)
+        if opened is None:
+            log.warning("reservation %d %s twice or unknown; ignored", reservation.id, verb)
+        return opened
 
     def _close(self, entry: Entry, weight: float, requests: int, usage: Usage) -> None:
         reserved_in, reserved_out = entry.input_tokens, entry.output_tokens
@@ -191,8 +201,11 @@ class Scheduler:
                             ("input_tokens", reserved_in - usage.counted_input_tokens),
                             ("output_tokens", reserved_out - usage.output_tokens)):
             self.pacer.credit(dim, now, self._pace_limit(dim), unused)
-        used = usage.counted_input_tokens + usage.output_tokens
-        self._vtime[entry.pid] = self._vtime.get(entry.pid, 0.0) + (used - reserved) / weight
+        self.fair.closed(entry.pid, reserved, usage.counted_input_tokens + usage.output_tokens,
+                         weight)
+        self._last_done[entry.pid] = (self._pid_rank.get(entry.pid, 1), now)
+        if self._pid_rank.get(entry.pid) == 0:
+            self._interactive_at = now
         self._pump()
 
     # ------------------------------------------------------------------ inputs
@@ -206,7 +219,7 @@ class Scheduler:
     def on_provider_headers(self, headers: Mapping[str, str]) -> None:
         """Learn the provider's limits from a response's ``anthropic-ratelimit-*`` headers."""
         now = self.clock.now()
-        self.ledger.expire(now)
+        self._expire(now)
         used = {dim: self.ledger.used(dim) for dim, _, _ in WINDOW_LIMITS}
         if self.provider.observe(headers, now, self.clock.wall(), used):
             self._pump()
@@ -222,8 +235,9 @@ class Scheduler:
 
     def forget(self, pid: int) -> None:
         """Drop per-pid state of a process that ended (its waiters must be gone)."""
-        self._vtime.pop(pid, None)
+        self.fair.forget(pid)
         self._pid_rank.pop(pid, None)
+        self._last_done.pop(pid, None)
 
     # ------------------------------------------------------------------ queries
 
@@ -240,7 +254,7 @@ class Scheduler:
         rank = self._pid_rank.get(pid)
         if rank is None:
             return False
-        return any(w.ticket.rank < rank and w.kind in ("shared", "queued") and not w.fut.done()
+        return any(w.ticket.rank < rank and w.kind in (*SHARED, "queued") and not w.fut.done()
                    for w in self._waiters)
 
     def paused_for(self) -> float:
@@ -250,7 +264,7 @@ class Scheduler:
     def report(self) -> dict[str, Any]:
         """Usage per agent and in total, limits and their use, waiters (``budget show --json``)."""
         now, wall = self.clock.now(), self.clock.wall()
-        self.ledger.expire(now)
+        self._expire(now)
         day, month = period_keys(wall, self.tz)
         out = self.ledger.report(day, month)
         limits = {key: {"limit": getattr(self.budget, key), "used": self.ledger.used(dim)}
@@ -260,9 +274,13 @@ class Scheduler:
         out.update({
             "budget": self.budget.model_dump(), "policy": self.budget.policy,
             "window_seconds": self.window, "limits": limits,
-            "spend": {"day": day, "usd_today": round(self.ledger.spent("day", day), 6),
+            # usd_* = settled; *_booked adds the worst case of calls in flight (what caps check)
+            "spend": {"day": day, "month": month,
+                      "usd_today": round(self.ledger.spent("day", day, reserved=False), 6),
+                      "usd_today_booked": round(self.ledger.spent("day", day), 6),
                       "usd_per_day": self.budget.usd_per_day,
-                      "month": month, "usd_this_month": round(self.ledger.spent("month", month), 6),
+                      "usd_this_month": round(self.ledger.spent("month", month, reserved=False), 6),
+                      "usd_this_month_booked": round(self.ledger.spent("month", month), 6),
                       "usd_per_month": self.budget.usd_per_month},
             "paused_for": self.paused_for(), "rate_limited": self.rate_limited_count,
             "provider": self.provider.report(now),
@@ -274,111 +292,18 @@ class Scheduler:
 
     # ------------------------------------------------------------------ decisions
 
-    def _limit(self, key: str, rank: int) -> int | None:
-        limit = getattr(self.budget, key)
-        if limit is None or rank == 0 or not self.interactive_reserve:
-            return limit
-        return max(1, int(limit * (1.0 - self.interactive_reserve)))
-
-    def _pace_limit(self, dim: str) -> int | None:
-        """The pacer's per-minute rate: the tighter of our (non-interactive) and the provider's."""
-        key = next(k for d, k, _ in WINDOW_LIMITS if d == dim)
-        limits = [x for x in (self._limit(key, 1), self.provider.limit(dim)) if x is not None]
-        return min(limits) if limits else None
-
-    def _headroom(self, dim: str, now: float) -> float:
-        """Room left in the window for non-interactive calls (ours and the provider's)."""
-        key = next(k for d, k, _ in WINDOW_LIMITS if d == dim)
-        used = self.ledger.used(dim)
-        rooms = [math.inf]
-        if (limit := self._limit(key, 1)) is not None:
-            rooms.append(limit - used)
-        if (plimit := self.provider.limit(dim)) is not None:
-            rooms.append(plimit - used - self.provider.external(dim, now)[0])
-        return min(rooms)
-
-    def _too_large(self, t: Ticket) -> str | None:
-        need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
-        for dim, key, label in WINDOW_LIMITS:
-            for limit, what in ((self._limit(key, t.rank), key),
-                                (self.provider.limit(dim), f"the provider's {label} limit")):
-                if limit is not None and need[dim] > limit:
-                    return (f"the call needs {need[dim]} {label.split(' per')[0]} but {what} is "
-                            f"{limit} ({t.priority} class): it can never be admitted; shorten "
-                            "the input or lower max_tokens, or raise the limit")
-        if t.agent_tokens_per_minute is not None and t.tokens > t.agent_tokens_per_minute:
-            return (f"the call needs {t.tokens} tokens but agent {t.agent!r} may use "
-                    f"{t.agent_tokens_per_minute} tokens per minute: it can never be admitted")
-        return None
-
-    def _check(self, t: Ticket, now: float, wall: float, day: str,
-               month: str) -> tuple[str | None, str | None, float | None]:
-        """``(reason, kind, earliest retry time)`` of the first limit ``t`` does not fit now."""
-        if t.agent_tokens_per_minute is not None:
-            at = self.ledger.fit_time(now, TOKENS, t.tokens, t.agent_tokens_per_minute,
-                                      agent=t.agent)
-            if at is None or at > now:
-                return "quota: agent tokens per minute", "own", at
-        if now < self._pause_until:
-            return "provider back-off", "global", self._pause_until
-        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
-        for scope, key, cap in (("day", day, self.budget.usd_per_day),
-                                ("month", month, self.budget.usd_per_month)):
-            if cap is not None and self.ledger.spent(scope, key) + cost > cap + 1e-12:
-                turn = next_period_start(wall, scope, self.tz) - wall
-                return f"spend cap: usd_per_{scope} reached", "global", now + min(turn, WALL_RECHECK)
-        if self.budget.max_concurrent is not None and self.ledger.in_flight() >= self.budget.max_concurrent:
-            return "budget: max concurrent calls", "shared", None
-        need = {"requests": 1, "input_tokens": t.est_input_tokens, "output_tokens": t.max_tokens}
-        for dim, key, label in WINDOW_LIMITS:
-            limit = self._limit(key, t.rank)
-            if limit is not None and self.ledger.used(dim) + need[dim] > limit:
-                return f"budget: {label}", "shared", self.ledger.fit_time(now, dim, need[dim], limit)
-            plimit = self.provider.limit(dim)
-            if plimit is not None:
-                extra, until = self.provider.external(dim, now)
-                if self.ledger.used(dim) + extra + need[dim] > plimit:
-                    return (f"provider limit: {label}", "shared", self.ledger.fit_time(
-                        now, dim, need[dim], plimit, extra=extra, extra_until=until))
-        if t.rank > 0:  # the interactive class is not paced
-            for dim, key, label in WINDOW_LIMITS:
-                limit = self._pace_limit(dim)
-                room = None if limit is None else self._headroom(dim, now)
-                at = self.pacer.ready_at(dim, now, limit, need[dim], room)
-                if at > now:
-                    return f"budget: {label}", "shared", at
-        return None, None, None
-
     def _order_key(self, w: _Waiter) -> tuple[Any, ...]:
         t, policy = w.ticket, self.budget.policy
-        if policy == "deadline":
-            return (t.rank, t.deadline is None, t.deadline or 0.0, w.seq)
-        if policy == "cheapest":
-            if self.clock.now() - w.since >= CHEAPEST_AGING:
-                return (t.rank, 0, w.since, w.seq)
-            cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
-            return (t.rank, 1, cost, w.seq)
-        return (t.rank, self._vtime.get(t.pid, 0.0), w.seq)
+        cost = (self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+                if policy == "cheapest" else 0.0)
+        return order_key(t, w.seq, self.clock.now() - w.since, policy, cost, self.fair)
 
-    def _place(self, t: Ticket) -> None:
-        """Fair share: bound how far behind the competing agents ``t.pid`` may start.
-
-        The reference is the lowest virtual time of the *other* pids of the
-        class that wait or have a call in flight (kept monotone in ``_vmin``),
-        as CFS's ``min_vruntime``.  A newcomer starts at it; a pid returning
-        after a pause keeps at most ``FAIR_LAG_CALLS`` calls of credit below it.
-        A pid that still has a call waiting or in flight is left alone.
-        """
-        active = {w.ticket.pid for w in self._waiters if w.ticket.rank == t.rank}
-        active |= {e.pid for e, _, rank in self._open.values() if rank == t.rank}
-        if t.pid in active:   # still competing (another call waits or runs): no change
-            return
-        if active:
-            ref = min(self._vtime.get(p, 0.0) for p in active)
-            self._vmin[t.rank] = max(self._vmin[t.rank], ref)
-        ref = self._vmin[t.rank]
-        lag = FAIR_LAG_CALLS * t.tokens / t.weight
-        self._vtime[t.pid] = max(self._vtime.get(t.pid, ref), ref - lag)
+    def _competing(self, rank: int) -> set[int]:
+        """Pids of class ``rank`` with a call waiting, in flight, or ended < FAIR_GRACE s ago."""
+        since = self.clock.now() - FAIR_GRACE
+        pids = {w.ticket.pid for w in self._waiters if w.ticket.rank == rank}
+        pids |= {p for p, (r, t) in self._last_done.items() if r == rank and t >= since}
+        return pids | {e.pid for e, _, r in self._open.values() if r == rank}
 
     def _grant(self, w: _Waiter, now: float, day: str, month: str) -> None:
         t = w.ticket
@@ -387,13 +312,10 @@ class Scheduler:
         entry = Entry(rid, t.pid, t.agent, t.model, now, day, month, t.est_input_tokens,
                       t.max_tokens, cost)
         self.ledger.add(entry)
-        for dim, amount in (("requests", 1), ("input_tokens", t.est_input_tokens),
-                            ("output_tokens", t.max_tokens)):
+        for dim, amount in t.need.items():
             self.pacer.debit(dim, now, self._pace_limit(dim), amount)
         self._open[rid] = (entry, t.weight, t.rank)
-        # Fair share: virtual time advances by tokens / weight; waiters are served
-        # lowest virtual time first (settlement corrects it to the real tokens).
-        self._vtime[t.pid] = self._vtime.get(t.pid, 0.0) + t.tokens / t.weight
+        self.fair.admitted(t.pid, t.tokens, t.weight)
         w.fut.set_result(Reservation(rid, t.pid, t.agent, t.model, t.priority,
                                      t.est_input_tokens, t.max_tokens, cost, now, now - w.since))
 
@@ -413,27 +335,19 @@ class Scheduler:
 
     def _pump_once(self) -> None:
         now, wall = self.clock.now(), self.clock.wall()
-        self.ledger.expire(now)
+        self._expire(now)
         day, month = period_keys(wall, self.tz)
         if self._period != (day, month):
             self.ledger.forget_periods_before(day, month)
             self._period = (day, month)
         wake, blocker = math.inf, None
         pending = [w for w in self._waiters if not w.fut.done()]
-        while pending:
+        while pending and blocker is None:
             # pick the next in order afresh: a grant moves its pid's virtual time
             w = min(pending, key=self._order_key)
             pending.remove(w)
-            problem = self._too_large(w.ticket)
-            if problem:
+            if problem := self._too_large(w.ticket):
                 w.fut.set_exception(RequestTooLarge(problem))
-                continue
-            if blocker is not None:
-                if blocker.kind == "global" or blocker.ticket.rank == w.ticket.rank:
-                    w.reason = blocker.reason   # waiting for the same thing
-                else:
-                    w.reason = f"queued behind {PRIORITIES[blocker.ticket.rank]}"
-                w.kind = "global" if blocker.kind == "global" else "queued"
                 continue
             reason, kind, at = self._check(w.ticket, now, wall, day, month)
             if reason is None:
@@ -442,8 +356,18 @@ class Scheduler:
             w.reason, w.kind = reason, kind
             if at is not None:
                 wake = min(wake, at)
-            if kind != "own":
+            if kind != "own":   # it holds its place: nobody behind it may overtake
                 blocker = w
+        self._window_bound = blocker is not None and blocker.kind == "window"
+        for w in pending:       # behind the blocker: order no longer matters
+            if problem := self._too_large(w.ticket):
+                w.fut.set_exception(RequestTooLarge(problem))
+            elif blocker is not None:
+                if blocker.kind == "global" or blocker.ticket.rank == w.ticket.rank:
+                    w.reason = blocker.reason   # waiting for the same thing
+                else:
+                    w.reason = f"queued behind {PRIORITIES[blocker.ticket.rank]}"
+                w.kind = "global" if blocker.kind == "global" else "queued"
         self._waiters = [w for w in self._waiters if not w.fut.done()]
         self._publish_reasons()
         self._arm(wake, now)

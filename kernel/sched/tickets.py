@@ -55,6 +55,12 @@ class Ticket:
         return RANK[self.priority]
 
     @property
+    def need(self) -> dict[str, int]:
+        """What one admission reserves in each rolling-window dimension."""
+        return {"requests": 1, "input_tokens": self.est_input_tokens,
+                "output_tokens": self.max_tokens}
+
+    @property
     def tokens(self) -> int:
         """Tokens reserved: estimated input + ``max_tokens`` output."""
         return self.est_input_tokens + self.max_tokens

@@ -91,3 +91,8 @@ def test_system_clock_sleeps_until():
 
     asyncio.run(main())
     assert abs(clock.wall() - time.time()) < 1
+
+
+def test_both_clocks_satisfy_the_protocol():
+    from kernel.sched import Clock
+    assert isinstance(SystemClock(), Clock) and isinstance(VirtualClock(), Clock)

@@ -47,7 +47,8 @@ budget_st = st.builds(
     policy=st.sampled_from(POLICIES))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(budget=budget_st, agents=st.lists(agent_st, min_size=1, max_size=5),
        storms=st.lists(st.tuples(st.floats(0, 120), st.floats(0, 20)), max_size=3),
        margin=st.sampled_from([0.0, 1.0]), reserve=st.sampled_from([0.0, 0.2]),

@@ -50,21 +50,35 @@ def test_daily_cap_waits_for_the_day_to_turn():
 
 
 def test_raising_the_cap_admits_at_once_and_nothing_is_sent_meanwhile():
-    s, clock = spend_sched(Budget(usd_per_day=0.05), wall=utc(2026, 3, 10, 8, 0))
+    # a cap of 0 stops all spending until the person raises it (a day turn does not help)
+    s, clock = spend_sched(Budget(usd_per_day=0), wall=utc(2026, 3, 10, 8, 0))
     rec = Recorder(s)
 
     async def main() -> None:
         tasks = [asyncio.create_task(rec.call(ticket(i), duration=1, usage=REAL))
                  for i in range(3)]
-        await asyncio.sleep(600)
-        assert rec.calls == []  # 0.0525 > 0.05: nothing may be sent
+        await asyncio.sleep(86_400)
+        assert rec.calls == []
         assert s.wait_reason(0) == "spend cap: usd_per_day reached"
         s.update_budget(Budget(usd_per_day=1.0))
         await asyncio.gather(*tasks)
 
     run_virtual(main(), clock)
-    assert [c.stamp for c in rec.calls] == [600.0, 600.0, 600.0]
+    assert [c.stamp for c in rec.calls] == [86_400.0] * 3
     assert s.report()["spend"]["usd_today"] == pytest.approx(3 * SONNET_REAL)
+
+
+def test_a_call_dearer_than_the_whole_cap_fails_fast():
+    s, clock = spend_sched(Budget(usd_per_month=0.05), wall=utc(2026, 3, 10, 8, 0))
+
+    async def main() -> None:
+        with pytest.raises(RequestTooLarge, match=r"may cost up to \$0.0525 but usd_per_month"):
+            await s.admit(ticket(1))
+        # a cheaper call (smaller max_tokens) is fine, and nobody was blocked meanwhile
+        r = await s.admit(T(2, est_input_tokens=10_000, max_tokens=100, model="claude-sonnet-4-5"))
+        assert r.admitted_at == 0.0
+
+    run_virtual(main(), clock)
 
 
 def test_monthly_cap_ignores_the_day_turn_and_waits_for_the_month():

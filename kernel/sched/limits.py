@@ -1,0 +1,205 @@
+"""The admission rules: does a call fit every limit now, and if not, why and until when.
+
+A mixin of :class:`kernel.sched.scheduler.Scheduler`, kept apart so the rules
+can be read on their own.  Order of the checks (the first that fails is the
+reason shown in ``agents list``):
+
+1. the agent's own quota (kind ``own``: blocks only that agent's calls);
+2. the provider back-off after a 429 and the spend caps (``global``);
+3. ``max_concurrent`` (``shared``), our rolling windows and the provider's
+   learned limits (``window``), and the pacer (``shared``) -- capacity every
+   waiter competes for.  The pacer holds non-interactive calls only (a) under
+   the fair policy, of an agent ahead of its share while one behind it still
+   competes, and (b) for ``PERSON_RECENT`` s after an interactive call.
+   Otherwise a batch goes as fast as the window allows.
+
+While a person is active (an interactive call within ``PERSON_RECENT`` s) the
+other classes are also kept out of the room the person's next call needs
+(the size of their last one, at most ``interactive_room`` of a limit), so it
+is admitted at once instead of waiting for the window to slide.  That room
+costs utilisation while the person is active (measured: ~98 % -> ~92 % with
+4k-token background calls against 100k input tokens per minute).
+
+A call that could never fit (larger than a whole window limit, its agent's
+quota, or a positive spend cap) is refused with :class:`RequestTooLarge`
+instead of waiting for ever and blocking the queue.
+"""
+from __future__ import annotations
+
+import math
+from datetime import tzinfo
+
+from kernel.sched.budget import Budget, PriceTable
+from kernel.sched.ledger import TOKENS, Entry, Ledger, next_period_start
+from kernel.sched.pacer import Pacer
+from kernel.sched.policy import FAIR_SLACK_CALLS, FairShare
+from kernel.sched.provider import ProviderLimits
+from kernel.sched.tickets import Ticket
+
+#: (ledger dimension, budget key, label in reasons)
+WINDOW_LIMITS = (("requests", "requests_per_minute", "requests per minute"),
+                 ("input_tokens", "input_tokens_per_minute", "input tokens per minute"),
+                 ("output_tokens", "output_tokens_per_minute", "output tokens per minute"))
+KEY = {dim: key for dim, key, _ in WINDOW_LIMITS}
+#: Longest sleep toward a wall-clock event (day / month turn): the wall clock
+#: may jump, and a monotonic clock may stop during system suspend.
+WALL_RECHECK = 300.0
+#: How long after an interactive call the person counts as active.
+PERSON_RECENT = 600.0
+#: Kinds of block that hold the queue (nobody behind may overtake).
+SHARED = ("shared", "window")
+
+Check = tuple["str | None", "str | None", "float | None"]
+
+
+class AdmissionRules:
+    """Limit checks over the scheduler's state (set by ``Scheduler.__init__``)."""
+
+    budget: Budget
+    prices: PriceTable
+    ledger: Ledger
+    provider: ProviderLimits
+    pacer: Pacer
+    tz: tzinfo | None
+    interactive_reserve: float
+    interactive_room: float
+    fair: FairShare
+    _pause_until: float
+    _interactive_at: float
+    _window_bound: bool
+    _person_need: dict[str, int]
+
+    def _competing(self, rank: int) -> set[int]:
+        raise NotImplementedError
+
+    def _expire(self, now: float) -> None:
+        """Let old entries leave the window.
+
+        While the queue waits for the window, the pacer is clamped to the room
+        there was just before each entry left: no credit builds up during the
+        wait, so the refill is paced rather than replayed as a burst.
+        """
+        def before(_: Entry, t: float) -> None:
+            for dim, _k, _l in WINDOW_LIMITS:
+                if (limit := self._pace_limit(dim)) is not None:
+                    self.pacer.clamp(dim, t, limit, self._headroom(dim, t))
+        self.ledger.expire(now, before if self._window_bound else None)
+
+    def _limit(self, key: str, rank: int) -> int | None:
+        """The configured limit for class ``rank`` (less ``interactive_reserve`` below it)."""
+        limit = getattr(self.budget, key)
+        if limit is None or rank == 0 or not self.interactive_reserve:
+            return limit
+        return max(1, int(limit * (1.0 - self.interactive_reserve)))
+
+    def _person_active(self, now: float) -> bool:
+        return now - self._interactive_at < PERSON_RECENT
+
+    def _person_room(self, dim: str, limit: int, rank: int, now: float) -> int:
+        """Room kept free for the person's next call, out of ``limit``, for class ``rank``."""
+        if rank == 0 or not self._person_active(now):
+            return 0
+        return min(self._person_need.get(dim, 0), int(limit * self.interactive_room))
+
+    def _or_person_leaves(self, at: float | None, now: float) -> float | None:
+        """A call that fits only without the person's room can go when the person leaves."""
+        if at is None and self._person_active(now):
+            return self._interactive_at + PERSON_RECENT
+        return at
+
+    def _pace_limit(self, dim: str) -> int | None:
+        """The pacer's per-minute rate: the tighter of our (non-interactive) and the provider's."""
+        limits = [x for x in (self._limit(KEY[dim], 1), self.provider.limit(dim)) if x is not None]
+        return min(limits) if limits else None
+
+    def _headroom(self, dim: str, now: float) -> float:
+        """Room left in the window for non-interactive calls (ours and the provider's)."""
+        used = self.ledger.used(dim)
+        rooms = [math.inf]
+        if (limit := self._limit(KEY[dim], 1)) is not None:
+            rooms.append(limit - used - self._person_room(dim, limit, 1, now))
+        if (plimit := self.provider.limit(dim)) is not None:
+            rooms.append(plimit - used - self.provider.external(dim, now)[0]
+                         - self._person_room(dim, plimit, 1, now))
+        return min(rooms)
+
+    def _too_large(self, t: Ticket) -> str | None:
+        """Why ``t`` can never be admitted under the current limits, or None."""
+        need = t.need
+        for dim, key, label in WINDOW_LIMITS:
+            for limit, what in ((self._limit(key, t.rank), key),
+                                (self.provider.limit(dim), f"the provider's {label} limit")):
+                if limit is not None and need[dim] > limit:
+                    return (f"the call needs {need[dim]} {label.split(' per')[0]} but {what} is "
+                            f"{limit} ({t.priority} class): it can never be admitted; shorten "
+                            "the input or lower max_tokens, or raise the limit")
+        if t.agent_tokens_per_minute is not None and t.tokens > t.agent_tokens_per_minute:
+            return (f"the call needs {t.tokens} tokens but agent {t.agent!r} may use "
+                    f"{t.agent_tokens_per_minute} tokens per minute: it can never be admitted")
+        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+        for scope, cap in (("day", self.budget.usd_per_day), ("month", self.budget.usd_per_month)):
+            # a cap of 0 means "stop spending": calls wait for the person, not fail
+            if cap and cost > cap:
+                return (f"the call may cost up to ${cost:.4f} but usd_per_{scope} is ${cap:g}: "
+                        "it can never be admitted; raise the cap or lower max_tokens")
+        return None
+
+    def _check(self, t: Ticket, now: float, wall: float, day: str,
+               month: str) -> Check:
+        """``(reason, kind, earliest retry time)`` of the first limit ``t`` does not fit now."""
+        if t.agent_tokens_per_minute is not None:
+            at = self.ledger.fit_time(now, TOKENS, t.tokens, t.agent_tokens_per_minute,
+                                      agent=t.agent)
+            if at is None or at > now:
+                return "quota: agent tokens per minute", "own", at
+        if now < self._pause_until:
+            return "provider back-off", "global", self._pause_until
+        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
+        for scope, key, cap in (("day", day, self.budget.usd_per_day),
+                                ("month", month, self.budget.usd_per_month)):
+            if cap is not None and self.ledger.spent(scope, key) + cost > cap + 1e-12:
+                turn = next_period_start(wall, scope, self.tz) - wall
+                return (f"spend cap: usd_per_{scope} reached", "global",
+                        now + min(turn, WALL_RECHECK))
+        cap = self.budget.max_concurrent
+        if cap is not None and self.ledger.in_flight() >= cap:
+            return "budget: max concurrent calls", "shared", None
+        need = t.need
+        for dim, key, label in WINDOW_LIMITS:
+            used = self.ledger.used(dim)
+            if (limit := self._limit(key, t.rank)) is not None:
+                limit -= self._person_room(dim, limit, t.rank, now)
+                if used + need[dim] > limit:
+                    at = self.ledger.fit_time(now, dim, need[dim], limit)
+                    return f"budget: {label}", "window", self._or_person_leaves(at, now)
+            if (plimit := self.provider.limit(dim)) is not None:
+                plimit -= self._person_room(dim, plimit, t.rank, now)
+                extra, until = self.provider.external(dim, now)
+                if used + extra + need[dim] > plimit:
+                    at = self.ledger.fit_time(now, dim, need[dim], plimit, extra=extra,
+                                              extra_until=until)
+                    return f"provider limit: {label}", "window", self._or_person_leaves(at, now)
+        if t.rank > 0 and (self._over_share(t) or self._person_active(now)):
+            for dim, _, label in WINDOW_LIMITS:
+                at = self.pacer.ready_at(dim, now, self._pace_limit(dim), need[dim])
+                if at > now:
+                    why = ("fair share: other agents' turn" if self._over_share(t)
+                           else f"budget: {label} (paced)")
+                    return why, "shared", at
+        return None, None, None
+
+    def _over_share(self, t: Ticket) -> bool:
+        """Under the fair policy: is ``t.pid`` ahead of a competing pid (by > FAIR_SLACK_CALLS)?
+
+        Only such calls are paced (interactive never): calls of agents that are
+        not ahead go as soon as the window allows, so a batch is not slowed
+        down, while an agent ahead leaves room for the one behind it that is
+        busy with a call right now and will be back for more.
+        """
+        if self.budget.policy != "fair":
+            return False
+        others = self._competing(t.rank) - {t.pid}
+        if not others:
+            return False
+        behind = min(self.fair.settled(p) for p in others)
+        return self.fair.settled(t.pid) > behind + FAIR_SLACK_CALLS * t.tokens / t.weight
