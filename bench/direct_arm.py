@@ -60,7 +60,7 @@ async def _task(client: anthropic.AsyncAnthropic, agent: str, task: int, ticket_
 
 async def _agent(base_url: str, agent: str, tasks: int, ticket_chars: int,
                  tools: list[dict[str, Any]], outcomes: dict[tuple[str, int], str],
-                 failures: Counter[str]) -> None:
+                 failures: Counter[str], done: dict[str, float]) -> None:
     async with anthropic.AsyncAnthropic(api_key=API_KEY, base_url=base_url) as client:
         for k in range(tasks):
             status, why = await _task(client, agent, k, ticket_chars, tools)
@@ -68,14 +68,15 @@ async def _agent(base_url: str, agent: str, tasks: int, ticket_chars: int,
             if why:
                 failures[why] += 1
             log.debug("%s task %d: %s %s", agent, k, status, why or "")
+    done[agent] = time.monotonic()
 
 
 async def _run(provider: BenchProvider, agents: list[str], tasks: int, ticket_chars: int,
                timeout: float, outcomes: dict[tuple[str, int], str],
-               failures: Counter[str]) -> bool:
+               failures: Counter[str], agent_done: dict[str, float]) -> bool:
     tools = tool_definitions()
     jobs = [asyncio.create_task(_agent(provider.base_url, a, tasks, ticket_chars, tools,
-                                       outcomes, failures)) for a in agents]
+                                       outcomes, failures, agent_done)) for a in agents]
     done, pending = await asyncio.wait(jobs, timeout=timeout)
     for job in pending:
         job.cancel()
@@ -92,11 +93,12 @@ def run_direct(n: int, tasks: int, *, itpm: int, seconds_per_output_token: float
     agents = [agent_name(i) for i in range(n)]
     outcomes: dict[tuple[str, int], str] = {}
     failures: Counter[str] = Counter()
+    agent_done: dict[str, float] = {}
     with BenchProvider(itpm=itpm, seconds_per_output_token=seconds_per_output_token) as provider:
         log.info("direct arm: %d agents x %d tasks against %s", n, tasks, provider.base_url)
         started = time.monotonic()
         timed_out = asyncio.run(_run(provider, agents, tasks, ticket_chars, timeout, outcomes,
-                                     failures))
+                                     failures, agent_done))
         ended = time.monotonic()
         records = provider.records()
         count_429 = provider.count_429
@@ -113,4 +115,4 @@ def run_direct(n: int, tasks: int, *, itpm: int, seconds_per_output_token: float
                      started=started, ended=ended, saturated=saturated,
                      saturation_source="first request to last 429 drawn",
                      count_429=count_429, max_window_input=max_input, records=records,
-                     failures=dict(failures), timed_out=timed_out)
+                     failures=dict(failures), timed_out=timed_out, agent_done=agent_done)

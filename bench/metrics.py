@@ -31,6 +31,7 @@ class ArmResult:
     failures: dict[str, int] = field(default_factory=dict)   # failure reason -> count
     probes: list[dict[str, Any]] = field(default_factory=list)
     timed_out: bool = False
+    agent_done: dict[str, float] = field(default_factory=dict)  # agent -> last task's end
 
 
 def jain(values: Sequence[float]) -> float | None:
@@ -97,6 +98,7 @@ def summarise(res: ArmResult, itpm: int) -> dict[str, Any]:
         "unfinished": unfinished, "failure_reasons": res.failures,
         "wall_s": _r(wall, 1),
         "goodput_tasks_per_min": _r(completed / (wall / 60.0) if wall > 0 else None, 2),
+        "work_in_windows": _r(sum(r.counted_input for r in res.records if r.admitted) / itpm, 2),
         "requests": len(res.records),
         "requests_admitted": sum(1 for r in res.records if r.admitted),
         "count_429": res.count_429,
@@ -116,31 +118,36 @@ def summarise(res: ArmResult, itpm: int) -> dict[str, Any]:
         "offered_overrun_tokens": max(0, offered - itpm),
         "timed_out": res.timed_out,
     }
-    if res.saturated is not None:
-        t0, t1 = res.saturated
-        span = t1 - t0
-        used = sum(r.counted_input for r in res.records if r.admitted and t0 <= r.t < t1)
-        shares = _agent_tokens(bench, res.agents, t0, t1)
-        per_minute = []
-        m = t0
-        while m + WINDOW <= t1:
-            j = jain(_agent_tokens(bench, res.agents, m, m + WINDOW))
-            if j is not None:
-                per_minute.append(j)
-            m += WINDOW
-        out["saturated"] = {
-            "source": res.saturation_source,
-            "from_s": _r(t0 - res.started, 1), "to_s": _r(t1 - res.started, 1),
-            "seconds": _r(span, 1),
-            "input_tokens_per_min": _r(used / (span / 60.0), 0) if span > 0 else None,
-            "utilisation": _r(used / (itpm * span / 60.0), 4) if span > 0 else None,
-            "jain_tokens": _r(jain(shares), 4),
-            "jain_tokens_worst_minute": _r(min(per_minute), 4) if per_minute else None,
-            "agent_tokens_min_max": [min(shares), max(shares)] if shares else None,
-        }
-    else:
-        out["saturated"] = None
+    out["saturated"] = _saturated(res, bench, itpm)
     return out
+
+
+def _saturated(res: ArmResult, bench: list[CallRecord], itpm: int) -> dict[str, Any] | None:
+    """Utilisation over the saturated interval; Jain's index over its part in which every
+    agent still had work (until the first agent finished its last task)."""
+    if res.saturated is None:
+        return None
+    t0, t1 = res.saturated
+    span = t1 - t0
+    used = sum(r.counted_input for r in res.records if r.admitted and t0 <= r.t < t1)
+    f1 = min([t1, *res.agent_done.values()])
+    shares = _agent_tokens(bench, res.agents, t0, f1)
+    steps = dict.fromkeys(res.agents, 0)
+    for r in bench:
+        if r.admitted and r.agent in steps and t0 <= r.t < f1:
+            steps[r.agent] += 1
+    return {
+        "source": res.saturation_source,
+        "from_s": _r(t0 - res.started, 1), "to_s": _r(t1 - res.started, 1),
+        "seconds": _r(span, 1),
+        "input_tokens_per_min": _r(used / (span / 60.0), 0) if span > 0 else None,
+        # Over less than a window a rolling-window provider admits bursts above the rate.
+        "utilisation": _r(used / (itpm * span / 60.0), 4) if span >= WINDOW else None,
+        "fairness_to_s": _r(f1 - res.started, 1),
+        "jain_tokens": _r(jain(shares), 4) if f1 - t0 >= 1.0 else None,
+        "jain_steps": _r(jain(list(steps.values())), 4) if f1 - t0 >= 1.0 else None,
+        "agent_tokens_min_max": [min(shares), max(shares)] if shares else None,
+    }
 
 
 def summarise_probes(probes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,15 +12,17 @@ provider and differ only in how the calls are scheduled.
 """
 from __future__ import annotations
 
+import json
 import random
 import re
+import time
 from typing import Any
 
 from kernel import syscalls
 from kernel.drivers import DriverRegistry, discover_drivers
 from kernel.llm import with_cache_breakpoints
 from tests.fakes.messages_api import Reply, message, text, tool_use
-from tests.fakes.prompt_cache import estimate_tokens
+from tests.fakes.prompt_cache import PromptCache, segments
 
 MODEL = "claude-sonnet-4-5"
 MAX_TOKENS = 1024
@@ -148,9 +150,31 @@ def build_request(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -
                                    "messages": messages, "system": INSTRUCTIONS, "tools": tools})
 
 
-def counted_tokens_per_task(ticket_chars: int, tools: list[dict[str, Any]]) -> int:
-    """Input tokens one task counts toward ITPM when the shared prefix is cached, plus its
-    output: the ticket (a cache write) and each later turn's new blocks."""
-    first = estimate_tokens({"messages": [{"role": "user",
-                                           "content": task_input("bench-00", 0, ticket_chars)}]})
-    return first + 2 * 90 + 3 * 45
+def counted_input_per_task(ticket_chars: int, tools: list[dict[str, Any]]) -> int:
+    """Input tokens one task counts toward the provider's ITPM once the shared prefix
+    (tools + system prompt) is cached: replays a task through the fake's prompt cache."""
+    cache = PromptCache(time.monotonic)
+
+    def run(agent: str, task: int) -> int:
+        counted = 0
+        messages: list[dict[str, Any]] = [{"role": "user",
+                                           "content": task_input(agent, task, ticket_chars)}]
+        for _ in range(MAX_STEPS):
+            body = build_request(messages, tools)
+            plan = cache.plan(MODEL, segments(body))
+            cache.commit(plan)
+            counted += plan.rate_limited_input_tokens
+            reply = responder(body)
+            content = [dict(b) for b in reply.content]  # type: ignore[union-attr]
+            messages.append({"role": "assistant", "content": content})
+            uses = [b for b in content if b["type"] == "tool_use"]
+            if not uses:
+                return counted
+            messages.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": b["id"], "is_error": False,
+                 "content": json.dumps({"namespace": f"agent/{agent}", "key": b["input"]["key"],
+                                        "stored": len(b["input"]["value"])})} for b in uses]})
+        return counted
+
+    run("bench-warm", 0)
+    return run("bench-00", 0)

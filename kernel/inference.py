@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 
 from kernel import budget_store, keys
+from kernel.spend_store import SpendStore
 from kernel.errors import ModelError
 from kernel.proc import Process, State
-from kernel.sched import Budget, RequestTooLarge, Scheduler, Ticket, Usage, apply_setting
+from kernel.sched import (Budget, RequestTooLarge, Reservation, Scheduler, Ticket, Usage,
+                          apply_setting)
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
@@ -112,6 +114,12 @@ class Inference:
         self._client: anthropic.AsyncAnthropic | None = None
         budget, prices = budget_store.load(kernel.where.config / "budget.toml")
         self.scheduler = Scheduler(budget, prices, on_wait_change=self._wait_changed)
+        self.spend = SpendStore(kernel.db)
+        for row in self.spend.this_month():
+            self.scheduler.restore_spend(
+                row["agent"], row["ts"], requests=row["requests"], usd=row["usd"],
+                usage=Usage(row["input_tokens"], row["output_tokens"],
+                            row["cache_creation_input_tokens"], row["cache_read_input_tokens"]))
         self.responses = ResponseCache()
         self._started: dict[int, float] = {}
 
@@ -187,43 +195,46 @@ class Inference:
             try:
                 message, headers = await self._attempt(proc, request)
             except anthropic.RateLimitError as exc:
-                self.scheduler.abandon(reservation, reached_provider=False)
+                self._abandon(proc, reservation, False)
                 self.scheduler.on_provider_headers(exc.response.headers)
                 # One back-off for every agent: the scheduler holds all admissions.
                 self.scheduler.on_rate_limited(_retry_after(exc) or self._backoff(attempt))
                 last_error = f"rate limited by the provider (429), retried {attempt + 1} times"
             except anthropic.APIStatusError as exc:
                 if exc.status_code == 529:
-                    self.scheduler.abandon(reservation, reached_provider=False)
+                    self._abandon(proc, reservation, False)
                     self.scheduler.on_rate_limited(_retry_after(exc) or self._backoff(attempt))
                     last_error = "the provider is overloaded (529)"
                 elif exc.status_code >= 500:
-                    self.scheduler.abandon(reservation, reached_provider=True)
+                    self._abandon(proc, reservation, True)
                     delay = _retry_after(exc) or self._backoff(attempt)
                     last_error = f"the provider failed ({exc.status_code})"
                 else:
-                    self.scheduler.abandon(reservation, reached_provider=True)
+                    self._abandon(proc, reservation, True)
                     raise ModelError(_explain(exc)) from None
             except anthropic.APITimeoutError:
-                self.scheduler.abandon(reservation, reached_provider=True)
+                self._abandon(proc, reservation, True)
                 delay = self._backoff(attempt)
                 last_error = f"the model call timed out after {self._kernel.config.model_timeout:.0f} s"
             except anthropic.APIConnectionError as exc:
-                self.scheduler.abandon(reservation, reached_provider=True)
+                self._abandon(proc, reservation, True)
                 delay = self._backoff(attempt)
                 last_error = f"could not reach the provider: {exc.__cause__ or exc}"
             except anthropic.APIResponseValidationError as exc:
-                self.scheduler.abandon(reservation, reached_provider=True)
+                self._abandon(proc, reservation, True)
                 raise ModelError(f"the provider's answer was malformed: {exc}") from None
             except anthropic.APIError as exc:  # e.g. an error event inside the stream
-                self.scheduler.abandon(reservation, reached_provider=True)
+                self._abandon(proc, reservation, True)
                 delay = self._backoff(attempt)
                 last_error = f"the provider's stream failed: {exc}"
             except BaseException:
-                self.scheduler.abandon(reservation, reached_provider=True)
+                self._abandon(proc, reservation, True)
                 raise
             else:
-                self.scheduler.settle(reservation, Usage.from_api(message.get("usage") or {}))
+                usage = Usage.from_api(message.get("usage") or {})
+                self.scheduler.settle(reservation, usage)
+                self.spend.record(proc.pid, proc.agent, reservation.model, 1, usage,
+                                  self.scheduler.prices.cost(reservation.model, usage))
                 self.scheduler.on_provider_headers(headers)
                 self.responses.put(cache_key, message)
                 return message
@@ -233,6 +244,14 @@ class Inference:
             if delay:
                 await asyncio.sleep(delay)
         raise ModelError(f"{last_error}; gave up after {MAX_ATTEMPTS} attempts")
+
+    def _abandon(self, proc: Process, reservation: Reservation, reached_provider: bool) -> None:
+        """A failed call: free its reservation; input the provider received is still paid."""
+        self.scheduler.abandon(reservation, reached_provider=reached_provider)
+        if reached_provider:
+            usage = Usage(input_tokens=reservation.input_tokens)
+            self.spend.record(proc.pid, proc.agent, reservation.model, 1, usage,
+                              self.scheduler.prices.cost(reservation.model, usage))
 
     @staticmethod
     def _backoff(attempt: int) -> float:

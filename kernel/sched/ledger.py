@@ -183,6 +183,15 @@ class Ledger:
             self._by_agent[e.agent].add(e, -1)
             e.in_window = False
 
+    def restore_closed(self, agent: str, day: str, month: str, *, requests: int, usage: Usage,
+                       usd: float) -> None:
+        """Count a call a previous run settled toward its day and month (not the window:
+        after a restart the provider's own headers tell what its window still holds)."""
+        for scope, key in (("day", day), ("month", month)):
+            self._closed.setdefault((scope, key), {}).setdefault(agent, Totals()).add(
+                requests, usage, usd)
+        self._all_time.setdefault(agent, Totals()).add(requests, usage, usd)
+
     def forget_periods_before(self, day: str, month: str) -> None:
         """Drop closed totals of days / months before the current ones (memory bound)."""
         for scope, key in list(self._closed):

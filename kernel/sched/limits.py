@@ -20,9 +20,10 @@ is admitted at once instead of waiting for the window to slide.  That room
 costs utilisation while the person is active (measured: ~98 % -> ~92 % with
 4k-token background calls against 100k input tokens per minute).
 
-A call that could never fit (larger than a whole window limit, its agent's
-quota, or a positive spend cap) is refused with :class:`RequestTooLarge`
-instead of waiting for ever and blocking the queue.
+A call that could never fit (larger than a whole window limit or its agent's
+quota) is refused with :class:`RequestTooLarge` instead of waiting for ever and
+blocking the queue. Spend caps are different: the call waits, with the reason
+shown, until the period turns or the person raises the cap.
 """
 from __future__ import annotations
 
@@ -136,12 +137,7 @@ class AdmissionRules:
         if t.agent_tokens_per_minute is not None and t.tokens > t.agent_tokens_per_minute:
             return (f"the call needs {t.tokens} tokens but agent {t.agent!r} may use "
                     f"{t.agent_tokens_per_minute} tokens per minute: it can never be admitted")
-        cost = self.prices.worst_case_cost(t.model, t.est_input_tokens, t.max_tokens)
-        for scope, cap in (("day", self.budget.usd_per_day), ("month", self.budget.usd_per_month)):
-            # a cap of 0 means "stop spending": calls wait for the person, not fail
-            if cap and cost > cap:
-                return (f"the call may cost up to ${cost:.4f} but usd_per_{scope} is ${cap:g}: "
-                        "it can never be admitted; raise the cap or lower max_tokens")
+        # Spend caps never fail a call: the person can raise the cap, so it waits (_check).
         return None
 
     def _check(self, t: Ticket, now: float, wall: float, day: str,
@@ -159,8 +155,13 @@ class AdmissionRules:
                                 ("month", month, self.budget.usd_per_month)):
             if cap is not None and self.ledger.spent(scope, key) + cost > cap + 1e-12:
                 turn = next_period_start(wall, scope, self.tz) - wall
-                return (f"spend cap: usd_per_{scope} reached", "global",
-                        now + min(turn, WALL_RECHECK))
+                if cost <= cap or cap == 0:
+                    return (f"spend cap: usd_per_{scope} reached", "global",
+                            now + min(turn, WALL_RECHECK))
+                # Dearer than the whole cap: only this call waits for the person; cheaper
+                # calls behind it may still fit, so it blocks nobody.
+                return (f"spend cap: a call may cost up to ${cost:.4f}, more than "
+                        f"usd_per_{scope} (${cap:g}); raise the cap", "own", None)
         cap = self.budget.max_concurrent
         if cap is not None and self.ledger.in_flight() >= cap:
             return "budget: max concurrent calls", "shared", None

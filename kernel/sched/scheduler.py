@@ -233,6 +233,13 @@ class Scheduler(AdmissionRules):
             self._pause_until = until
             self._pump()
 
+    def restore_spend(self, agent: str, wall: float, *, requests: int, usage: Usage,
+                      usd: float) -> None:
+        """Replay a call settled before a restart into its day and month, so spend caps
+        hold across restarts."""
+        day, month = period_keys(wall, self.tz)
+        self.ledger.restore_closed(agent, day, month, requests=requests, usage=usage, usd=usd)
+
     def forget(self, pid: int) -> None:
         """Drop per-pid state of a process that ended (its waiters must be gone)."""
         self.fair.forget(pid)

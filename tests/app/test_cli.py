@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,30 @@ def test_several_agents_share_a_rate_limit_without_drawing_a_429(kernel_env: Ker
     assert report["agents"]["worker"]["today"]["requests"] == 10
     # Tools and instructions are the same for every worker: read from the prompt cache.
     assert report["agents"]["worker"]["today"]["cache_read_input_tokens"] > 0
+
+
+def test_spend_survives_a_restart_and_a_spent_cap_holds_agents_until_raised(
+        kernel_env: KernelEnv) -> None:
+    kernel_env.server.script(text("first"), text("second"))
+    kernel_env.run("kernel", "start")
+    assert kernel_env.run("ask", "one").stdout.strip() == "first"
+    spent = kernel_env.json("budget", "show")["spend"]["usd_today"]
+    assert spent > 0
+    kernel_env.run("kernel", "stop")
+    kernel_env.run("kernel", "start")
+    report = kernel_env.json("budget", "show")
+    assert report["spend"]["usd_today"] == spent  # replayed from disk, not reset
+    assert report["agents"]["assistant"]["today"]["requests"] == 1
+
+    kernel_env.run("budget", "set", "usd_per_day", str(spent))  # already used up
+    ask = kernel_env.popen("ask", "two")
+    kernel_env.wait_for(lambda: any("spend cap" in (p["reason"] or "")
+                                    for p in kernel_env.json("agents", "list")["processes"]),
+                        what="the agent to wait for the spend cap")
+    time.sleep(0.5)
+    assert len(kernel_env.server.requests) == 1  # nothing was sent meanwhile
+    kernel_env.run("budget", "set", "usd_per_day", "none")
+    out, err = ask.communicate(timeout=60)
+    assert ask.returncode == 0, err
+    assert out.strip() == "second"
+    assert "spend cap" in err  # the person was told why it waited

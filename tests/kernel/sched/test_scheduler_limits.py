@@ -68,15 +68,21 @@ def test_raising_the_cap_admits_at_once_and_nothing_is_sent_meanwhile():
     assert s.report()["spend"]["usd_today"] == pytest.approx(3 * SONNET_REAL)
 
 
-def test_a_call_dearer_than_the_whole_cap_fails_fast():
+def test_a_call_dearer_than_the_whole_cap_waits_for_the_person_and_blocks_nobody():
     s, clock = spend_sched(Budget(usd_per_month=0.05), wall=utc(2026, 3, 10, 8, 0))
 
     async def main() -> None:
-        with pytest.raises(RequestTooLarge, match=r"may cost up to \$0.0525 but usd_per_month"):
-            await s.admit(ticket(1))
+        dear = asyncio.create_task(s.admit(ticket(1)))
+        await asyncio.sleep(0)
+        assert s.wait_reason(1) == ("spend cap: a call may cost up to $0.0525, more than "
+                                    "usd_per_month ($0.05); raise the cap")
         # a cheaper call (smaller max_tokens) is fine, and nobody was blocked meanwhile
         r = await s.admit(T(2, est_input_tokens=10_000, max_tokens=100, model="claude-sonnet-4-5"))
         assert r.admitted_at == 0.0
+        await asyncio.sleep(3600)
+        assert not dear.done()
+        s.update_budget(Budget(usd_per_month=1.0))
+        assert (await dear).admitted_at == 3600.0
 
     run_virtual(main(), clock)
 
