@@ -77,15 +77,15 @@ def _explain(exc: anthropic.APIStatusError) -> str:
 
 
 class ResponseCache:
-    """Answers identical deterministic (temperature 0) requests without a model call."""
+    """Answers identical requests of deterministic agents without a model call."""
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self.hits = 0
 
     @staticmethod
-    def key(request: dict[str, Any]) -> str | None:
-        if request.get("temperature") != 0:
+    def key(request: dict[str, Any], deterministic: bool) -> str | None:
+        if not deterministic:
             return None
         return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
@@ -181,7 +181,7 @@ class Inference:
                       agent_tokens_per_minute=spec.quotas.tokens_per_minute)
 
     async def call(self, proc: Process, spec: "AgentSpec", request: dict[str, Any]) -> dict[str, Any]:
-        cache_key = ResponseCache.key(request)
+        cache_key = ResponseCache.key(request, spec.deterministic)
         cached = self.responses.get(cache_key)
         if cached is not None:
             return cached

@@ -20,7 +20,6 @@ class LlmArgs(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1)
     tools: list[dict[str, Any]] = []
     max_tokens: int | None = Field(default=None, gt=0, le=128_000)
-    temperature: float | None = Field(default=None, ge=0, le=1)
 
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -69,9 +68,6 @@ async def sys_llm(ctx: "CallContext", args: LlmArgs) -> dict[str, Any]:
     request = with_cache_breakpoints({"model": model, "max_tokens": max_tokens,
                                       "messages": args.messages, "system": args.system,
                                       "tools": args.tools})
-    temperature = args.temperature if args.temperature is not None else spec.temperature
-    if temperature is not None:
-        request["temperature"] = temperature
     message = await kernel.inference.call(proc, spec, request)
     tools_used = [b.get("name") for b in message.get("content", []) if b.get("type") == "tool_use"]
     ctx.audit_result = (f"stop_reason={message.get('stop_reason')} usage={message.get('usage')}"

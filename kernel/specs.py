@@ -52,8 +52,9 @@ class AgentSpec(BaseModel):
     weight: float = Field(default=1.0, gt=0)
     max_steps: int = Field(default=20, gt=0, le=500)
     max_tokens: int = Field(default=4096, gt=0)
-    # 0 makes calls deterministic, so identical requests are answered from the kernel's cache.
-    temperature: float | None = Field(default=None, ge=0, le=1)
+    # The agent's answers depend only on its request (a lookup, a classifier): identical
+    # requests are answered from the kernel's response cache instead of the provider.
+    deterministic: bool = False
     deadline_seconds: float | None = Field(default=None, gt=0)
     default_mode: Mode | None = None
     quotas: Quotas = Quotas()
