@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import stat
 import sys
 from collections.abc import Iterator
@@ -257,15 +258,27 @@ def test_atomic_write_cleans_up_when_filling_fails(tmp_path: Path) -> None:
     assert target.read_text() == "intact" and leftovers(tmp_path) == []
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
-                    reason="root ignores file permissions")
 def test_write_permission_denied(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        with pytest.raises(ToolError, match="permission denied"):
-            call("write", path=locked / "x.txt", content="x")
+        if os.geteuid() != 0:
+            with pytest.raises(ToolError, match="permission denied"):
+                call("write", path=locked / "x.txt", content="x")
+            return
+        # Root ignores permission bits; the same call in a child without the capability
+        # that lets it (CAP_DAC_OVERRIDE) sees them as a person's process would.
+        code = ("import sys; from pathlib import Path; from tools.files import FilesDriver;"
+                "from kernel.drivers import ToolError\n"
+                "try:\n    FilesDriver().write(Path(sys.argv[1]), 'x')\n"
+                "except ToolError as e:\n    print(e)")
+        out = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                              sys.executable, "-c", code, str(locked / "x.txt")],
+                             capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[2]).stdout
+        assert "permission denied" in out.lower()
+        assert not (locked / "x.txt").exists()
     finally:
         locked.chmod(0o700)
 
