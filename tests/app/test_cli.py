@@ -241,6 +241,16 @@ def test_kernel_start_is_idempotent_and_status_reports_it(kernel_env: KernelEnv)
     assert kernel_env.json("kernel", "status")["running"] is False
 
 
+def test_two_simultaneous_starts_give_one_kernel(kernel_env: KernelEnv) -> None:
+    import json
+    starters = [kernel_env.popen("kernel", "start", "--json") for _ in range(3)]
+    pids = {json.loads(p.communicate(timeout=60)[0])["pid"] for p in starters}
+    assert len(pids) == 1
+    kernels = subprocess.run(["pgrep", "-f", f"kernel --foreground"], capture_output=True,
+                             text=True).stdout.split()
+    assert str(pids.pop()) in kernels
+
+
 def test_a_stale_socket_from_a_crashed_kernel_is_cleaned_up(kernel_env: KernelEnv) -> None:
     pid = kernel_env.json("kernel", "start")["pid"]
     os.kill(pid, signal.SIGKILL)
