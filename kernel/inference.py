@@ -160,7 +160,8 @@ class Inference:
             return
         if reason is not None and proc.state in (State.RUNNING, State.WAITING):
             if proc.state is State.RUNNING or (proc.reason or "").startswith("budget"):
-                self._kernel.procs.transition(proc, State.WAITING, reason=f"budget: {reason}")
+                detail = reason.removeprefix("budget: ")
+                self._kernel.procs.transition(proc, State.WAITING, reason=f"budget: {detail}")
         elif reason is None and proc.state is State.WAITING \
                 and (proc.reason or "").startswith("budget"):
             self._kernel.procs.transition(proc, State.RUNNING)
@@ -193,7 +194,7 @@ class Inference:
                 raise ModelError(f"this call can never fit the budget: {exc}") from None
             delay = 0.0
             try:
-                message, headers = await self._attempt(proc, request)
+                message, headers = await self._attempt(proc, request, reservation)
             except anthropic.RateLimitError as exc:
                 self._abandon(proc, reservation, False)
                 self.scheduler.on_provider_headers(exc.response.headers)
@@ -257,11 +258,17 @@ class Inference:
     def _backoff(attempt: int) -> float:
         return min(MAX_BACKOFF, BASE_BACKOFF * 2 ** attempt) * (0.5 + random.random() / 2)
 
-    async def _attempt(self, proc: Process, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    async def _attempt(self, proc: Process, request: dict[str, Any],
+                       reservation: Reservation) -> tuple[dict[str, Any], Any]:
         bus = self._kernel.bus
         async with self.client().messages.stream(**request) as stream:
             async for event in stream:
-                if event.type == "text":
+                if event.type == "message_start":
+                    # The input the provider counted is known now: the scheduler frees
+                    # the rest of the estimate while the answer is still being generated.
+                    usage = Usage.from_api(event.message.usage.model_dump())
+                    self.scheduler.settle_input(reservation, usage.counted_input_tokens)
+                elif event.type == "text":
                     bus.publish({"type": "proc.delta", "pid": proc.pid, "text": event.text})
             message = await stream.get_final_message()
             headers = stream.response.headers

@@ -169,6 +169,18 @@ class Ledger:
                 requests, usage, usd)
         self._all_time.setdefault(e.agent, Totals()).add(requests, usage, usd)
 
+    def shrink_input(self, e: Entry, input_tokens: int) -> None:
+        """An open entry's input is known before the call ends: book that instead."""
+        if not e.open or input_tokens >= e.input_tokens:
+            return
+        if e.in_window:
+            self._total.add(e, -1)
+            self._by_agent[e.agent].add(e, -1)
+        e.input_tokens = input_tokens
+        if e.in_window:
+            self._total.add(e, +1)
+            self._by_agent[e.agent].add(e, +1)
+
     def expire(self, now: float, before: Callable[[Entry, float], None] | None = None) -> None:
         """Drop entries whose window has passed (``stamp + window <= now``).
 

@@ -171,6 +171,24 @@ class Scheduler(AdmissionRules):
                         entry.output_tokens)
         self._close(entry, weight, 1, usage)
 
+    def settle_input(self, reservation: Reservation, counted_input_tokens: int) -> None:
+        """The provider said how much input it counted (the stream's first event): book
+        that at once instead of the estimate, rather than when the call ends. Safe for
+        the invariant: the whole estimate was booked when the provider received the
+        call, and the provider counts no more than it reports."""
+        opened = self._open.get(reservation.id)
+        if opened is None:
+            return
+        entry, weight, _ = opened
+        unused = entry.input_tokens - counted_input_tokens
+        if unused <= 0:
+            return
+        self.ledger.shrink_input(entry, counted_input_tokens)
+        self.pacer.credit("input_tokens", self.clock.now(), self._pace_limit("input_tokens"),
+                          unused)
+        self.fair.closed(entry.pid, unused, 0, weight)
+        self._pump()
+
     def abandon(self, reservation: Reservation, reached_provider: bool = False) -> None:
         """A call that failed without usage: free its output (and input unless it was sent).
 

@@ -226,3 +226,24 @@ def test_a_broken_wait_listener_does_not_break_admission():
         assert s.preempt_wanted(1) is False
 
     run_virtual(main(), clock)
+
+
+def test_input_known_at_the_stream_start_frees_the_estimate_before_the_call_ends():
+    s, clock = make(Budget(input_tokens_per_minute=5000))
+
+    async def main() -> None:
+        r1 = await s.admit(T(1, est_input_tokens=4000, max_tokens=100))
+        waiter = asyncio.create_task(s.admit(T(2, est_input_tokens=2000, max_tokens=100)))
+        await asyncio.sleep(1)
+        assert not waiter.done()
+        s.settle_input(r1, 300)  # mostly a cache read: the provider counted 300
+        assert s.ledger.used("input_tokens") == 2300
+        r2 = await waiter
+        assert r2.admitted_at == 1.0
+        s.settle_input(r1, 4500)  # never grows a reservation
+        assert s.ledger.used("input_tokens") == 2300
+        s.settle(r1, Usage(input_tokens=100, cache_creation_input_tokens=200, output_tokens=50))
+        assert s.ledger.used("input_tokens") == 2300
+        s.settle(r2, Usage(input_tokens=2000, output_tokens=50))
+
+    run_virtual(main(), clock)
