@@ -58,26 +58,29 @@ async def _task(client: anthropic.AsyncAnthropic, agent: str, task: int, ticket_
     return "failed", "max_steps"
 
 
-async def _agent(base_url: str, agent: str, tasks: int, ticket_chars: int,
-                 tools: list[dict[str, Any]], outcomes: dict[tuple[str, int], str],
-                 failures: Counter[str], done: dict[str, float]) -> None:
+async def _agent(base_url: str, agent: str, ticket_chars: int, tools: list[dict[str, Any]],
+                 outcomes: dict[tuple[str, int], str], failures: Counter[str]) -> None:
+    """Task after task until cancelled; the task in progress then counts as unfinished."""
     async with anthropic.AsyncAnthropic(api_key=API_KEY, base_url=base_url) as client:
-        for k in range(tasks):
-            status, why = await _task(client, agent, k, ticket_chars, tools)
+        k = 0
+        while True:
+            try:
+                status, why = await _task(client, agent, k, ticket_chars, tools)
+            except asyncio.CancelledError:
+                outcomes[(agent, k)] = "unfinished"
+                raise
             outcomes[(agent, k)] = status
             if why:
                 failures[why] += 1
-            log.debug("%s task %d: %s %s", agent, k, status, why or "")
-    done[agent] = time.monotonic()
+            k += 1
 
 
-async def _run(provider: BenchProvider, agents: list[str], tasks: int, ticket_chars: int,
-               timeout: float, outcomes: dict[tuple[str, int], str],
-               failures: Counter[str], agent_done: dict[str, float]) -> bool:
+async def _run(provider: BenchProvider, agents: list[str], ticket_chars: int, duration: float,
+               outcomes: dict[tuple[str, int], str], failures: Counter[str]) -> None:
     tools = tool_definitions()
-    jobs = [asyncio.create_task(_agent(provider.base_url, a, tasks, ticket_chars, tools,
-                                       outcomes, failures, agent_done)) for a in agents]
-    done, pending = await asyncio.wait(jobs, timeout=timeout)
+    jobs = [asyncio.create_task(_agent(provider.base_url, a, ticket_chars, tools, outcomes,
+                                       failures)) for a in agents]
+    done, pending = await asyncio.wait(jobs, timeout=duration)
     for job in pending:
         job.cancel()
     if pending:
@@ -85,34 +88,28 @@ async def _run(provider: BenchProvider, agents: list[str], tasks: int, ticket_ch
     for job in done:
         if job.exception() is not None:
             log.error("direct agent crashed: %r", job.exception())
-    return bool(pending)
 
 
-def run_direct(n: int, tasks: int, *, itpm: int, seconds_per_output_token: float,
-               ticket_chars: int, timeout: float) -> ArmResult:
+def run_direct(n: int, *, duration: float, itpm: int, seconds_per_output_token: float,
+               ticket_chars: int, retry_after: bool = True) -> ArmResult:
     agents = [agent_name(i) for i in range(n)]
     outcomes: dict[tuple[str, int], str] = {}
     failures: Counter[str] = Counter()
-    agent_done: dict[str, float] = {}
-    with BenchProvider(itpm=itpm, seconds_per_output_token=seconds_per_output_token) as provider:
-        log.info("direct arm: %d agents x %d tasks against %s", n, tasks, provider.base_url)
+    with BenchProvider(itpm=itpm, seconds_per_output_token=seconds_per_output_token,
+                       retry_after=retry_after) as provider:
+        log.info("direct arm: %d agents for %.0f s against %s", n, duration, provider.base_url)
         started = time.monotonic()
-        timed_out = asyncio.run(_run(provider, agents, tasks, ticket_chars, timeout, outcomes,
-                                     failures, agent_done))
-        ended = time.monotonic()
+        asyncio.run(_run(provider, agents, ticket_chars, duration, outcomes, failures))
+        ended = min(time.monotonic(), started + duration)
         records = provider.records()
         count_429 = provider.count_429
         max_input = provider.max_window_usage("input_tokens")
-    for a in agents:
-        for k in range(tasks):
-            outcomes.setdefault((a, k), "unfinished")
     refused = [r.t for r in records if not r.admitted]
     saturated = (min(r.t for r in records), max(refused)) if refused else None
-    log.info("direct arm done in %.1f s: %d ok, %d failed, %d 429s", ended - started,
-             list(outcomes.values()).count("ok"), list(outcomes.values()).count("failed"),
-             count_429)
-    return ArmResult(arm="direct", n=n, tasks_per_agent=tasks, agents=agents, outcomes=outcomes,
+    log.info("direct arm done: %d ok, %d failed, %d 429s", list(outcomes.values()).count("ok"),
+             list(outcomes.values()).count("failed"), count_429)
+    return ArmResult(arm="direct", n=n, agents=agents, outcomes=outcomes,
                      started=started, ended=ended, saturated=saturated,
                      saturation_source="first request to last 429 drawn",
                      count_429=count_429, max_window_input=max_input, records=records,
-                     failures=dict(failures), timed_out=timed_out, agent_done=agent_done)
+                     failures=dict(failures), saturated_at=sorted(refused))

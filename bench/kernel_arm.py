@@ -2,7 +2,8 @@
 
 A fresh DESKPILOT_HOME and HOME in a temporary folder; the budget's input tokens per
 minute set to the provider's limit with ``set_budget``; each agent is a spec of its own
-(background, weight 1) running its tasks one after another (one instance per task).
+(background, weight 1) that starts its next task (a new instance) as soon as one ends,
+for the arm's duration; tasks still running at the end count as unfinished.
 Saturation is observed directly: the kernel's budget report lists who waits for budget.
 Interactive probes (one model call each) are started during saturation; their waits
 come from the kernel's ``proc.state`` events and from when the provider received them.
@@ -14,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,33 +84,28 @@ class _Probe:
 
 @dataclass
 class _Driver:
-    """Starts each agent's tasks one after another and notes how each ended."""
+    """Keeps every agent busy: starts its next task when one ends, until ``stop_at``."""
 
     client: KernelClient
     agents: list[str]
-    tasks: int
     ticket_chars: int
-    pending: dict[str, deque[int]] = field(default_factory=dict)
+    stop_at: float
+    next_task: dict[str, int] = field(default_factory=dict)
     running: dict[int, tuple[str, int]] = field(default_factory=dict)
     outcomes: dict[tuple[str, int], str] = field(default_factory=dict)
     failures: Counter[str] = field(default_factory=Counter)
-    agent_done: dict[str, float] = field(default_factory=dict)
 
     def begin(self) -> None:
-        self.pending = {a: deque(range(self.tasks)) for a in self.agents}
         for a in self.agents:
             self._next(a)
 
     def _next(self, agent: str) -> None:
-        if not self.pending[agent]:
-            self.agent_done[agent] = time.monotonic()
-        else:
-            k = self.pending[agent].popleft()
-            proc = self.client.start_agent(agent, task_input(agent, k, self.ticket_chars))
-            self.running[proc["pid"]] = (agent, k)
-
-    def busy(self) -> bool:
-        return bool(self.running) or any(self.pending.values())
+        if time.monotonic() >= self.stop_at:
+            return
+        k = self.next_task.get(agent, 0)
+        self.next_task[agent] = k + 1
+        proc = self.client.start_agent(agent, task_input(agent, k, self.ticket_chars))
+        self.running[proc["pid"]] = (agent, k)
 
     def reap(self, listing: list[dict[str, Any]]) -> None:
         for row in listing:
@@ -123,6 +119,12 @@ class _Driver:
                 self.failures[f"exit status {status}"] += 1
                 log.warning("%s task %d ended %s", key[0], key[1], status)
             self._next(key[0])
+
+    def cut(self) -> None:
+        """Tasks still running at the end: neither completed nor failed."""
+        for key in self.running.values():
+            self.outcomes[key] = "unfinished"
+        self.running.clear()
 
 
 def _probe_figures(client: KernelClient, provider: BenchProvider, probe: _Probe) -> dict[str, Any]:
@@ -151,19 +153,21 @@ def _probe_figures(client: KernelClient, provider: BenchProvider, probe: _Probe)
             "reasons": sorted(set(reasons))}
 
 
-def run_kernel(n: int, tasks: int, *, itpm: int, seconds_per_output_token: float,
-               ticket_chars: int, timeout: float, probes: int = 0, probe_every: float = 6.0,
-               probe_warmup: float = 10.0, keep: bool = False) -> ArmResult:
+def run_kernel(n: int, *, duration: float, itpm: int, seconds_per_output_token: float,
+               ticket_chars: int, probes: int = 0, probe_every: float = 6.0,
+               probe_warmup: float = 10.0, keep: bool = False,
+               retry_after: bool = True) -> ArmResult:
     agents = [agent_name(i) for i in range(n)]
-    with BenchProvider(itpm=itpm, seconds_per_output_token=seconds_per_output_token) as provider, \
+    with BenchProvider(itpm=itpm, seconds_per_output_token=seconds_per_output_token,
+                       retry_after=retry_after) as provider, \
             kernel_environment(provider.base_url, keep) as where:
         try:
             info = daemon.start_background(where, timeout=30)
-            log.info("kernel arm: pid %s, %d agents x %d tasks against %s", info.get("pid"), n,
-                     tasks, provider.base_url)
+            log.info("kernel arm: pid %s, %d agents for %.0f s against %s", info.get("pid"), n,
+                     duration, provider.base_url)
             with KernelClient(where, timeout=60) as client:
-                return _drive(client, provider, where, agents, tasks, itpm=itpm,
-                              ticket_chars=ticket_chars, timeout=timeout, probes=probes,
+                return _drive(client, provider, agents, duration=duration, itpm=itpm,
+                              ticket_chars=ticket_chars, probes=probes,
                               probe_every=probe_every, probe_warmup=probe_warmup)
         finally:
             log.info("stopping the kernel")
@@ -171,30 +175,25 @@ def run_kernel(n: int, tasks: int, *, itpm: int, seconds_per_output_token: float
                 log.warning("no kernel was running at the end of the arm")
 
 
-def _drive(client: KernelClient, provider: BenchProvider, where: Locations, agents: list[str],
-           tasks: int, *, itpm: int, ticket_chars: int, timeout: float, probes: int,
-           probe_every: float, probe_warmup: float) -> ArmResult:
+def _drive(client: KernelClient, provider: BenchProvider, agents: list[str], *,
+           duration: float, itpm: int, ticket_chars: int, probes: int, probe_every: float,
+           probe_warmup: float) -> ArmResult:
     client.set_budget("input_tokens_per_minute", str(itpm))
     for a in agents:
         client.add_agent(spec_toml(a))
     if probes:
         client.add_agent(spec_toml(PROBE_AGENT, priority="interactive"))
-    driver = _Driver(client, agents, tasks, ticket_chars)
     started = time.monotonic()
-    deadline = started + timeout
+    stop_at = started + duration
+    driver = _Driver(client, agents, ticket_chars, stop_at)
     driver.begin()
     sat_polls: list[float] = []
     next_budget = started
     next_probe: float | None = None
     probe_list: list[_Probe] = []
     probe_pids: dict[int, _Probe] = {}
-    timed_out = False
-    while driver.busy() or any(p.status is None for p in probe_list):
-        now = time.monotonic()
-        if now > deadline:
-            timed_out = True
-            log.warning("kernel arm timed out after %.0f s", timeout)
-            break
+    while (now := time.monotonic()) < stop_at or \
+            (any(p.status is None for p in probe_list) and now < stop_at + 10):
         listing = client.processes()
         driver.reap(listing)
         for row in listing:
@@ -209,7 +208,7 @@ def _drive(client: KernelClient, provider: BenchProvider, where: Locations, agen
                 if next_probe is None:
                     next_probe = now + probe_warmup
         if probes and next_probe is not None and now >= next_probe \
-                and len(probe_list) < probes and driver.busy():
+                and len(probe_list) < probes and now < stop_at:
             saturated = bool(sat_polls) and now - sat_polls[-1] <= 2 * BUDGET_POLL
             t_wall, t_mono = time.time(), time.monotonic()
             proc = client.start_agent(PROBE_AGENT, probe_input(len(probe_list)))
@@ -219,20 +218,20 @@ def _drive(client: KernelClient, provider: BenchProvider, where: Locations, agen
             next_probe = now + probe_every
             log.info("interactive probe %d started (pid %d, saturated=%s)", p.k, p.pid, saturated)
         time.sleep(POLL)
-    ended = time.monotonic()
+    ended = min(time.monotonic(), stop_at)
+    driver.cut()
     report = client.budget()
     log.info("kernel arm done in %.1f s; kernel counted %s 429s", ended - started,
              report.get("rate_limited"))
     probe_figs = [_probe_figures(client, provider, p) for p in probe_list if p.status is not None]
-    for a in agents:
-        for k in range(tasks):
-            driver.outcomes.setdefault((a, k), "unfinished")
     saturated_span = (sat_polls[0], sat_polls[-1]) if len(sat_polls) >= 2 else None
-    return ArmResult(arm="kernel", n=len(agents), tasks_per_agent=tasks, agents=agents,
+    return ArmResult(arm="kernel", n=len(agents), agents=agents,
                      outcomes=driver.outcomes, started=started, ended=ended,
                      saturated=saturated_span,
                      saturation_source="kernel budget report lists agents waiting for budget",
                      count_429=provider.count_429,
                      max_window_input=provider.max_window_usage("input_tokens"),
                      records=provider.records(), failures=dict(driver.failures),
-                     probes=probe_figs, timed_out=timed_out, agent_done=driver.agent_done)
+                     probes=probe_figs,
+                     person_from=probe_list[0].t_req if probe_list else None,
+                     saturated_at=sat_polls)

@@ -18,7 +18,6 @@ class ArmResult:
 
     arm: str
     n: int
-    tasks_per_agent: int
     agents: list[str]
     outcomes: dict[tuple[str, int], str]      # (agent, task) -> ok | failed | unfinished
     started: float
@@ -30,8 +29,8 @@ class ArmResult:
     records: list[CallRecord]
     failures: dict[str, int] = field(default_factory=dict)   # failure reason -> count
     probes: list[dict[str, Any]] = field(default_factory=list)
-    timed_out: bool = False
-    agent_done: dict[str, float] = field(default_factory=dict)  # agent -> last task's end
+    person_from: float | None = None          # first interactive probe (a person is active)
+    saturated_at: list[float] = field(default_factory=list)  # moments demand exceeded supply
 
 
 def jain(values: Sequence[float]) -> float | None:
@@ -88,9 +87,11 @@ def summarise(res: ArmResult, itpm: int) -> dict[str, Any]:
     unfinished = outcomes.count("unfinished")
     wall = res.ended - res.started
     bench = [r for r in res.records if r.agent != PROBE_AGENT]
-    thrown_tasks = {key for key, o in res.outcomes.items() if o != "ok"}
+    failed_tasks = {key for key, o in res.outcomes.items() if o == "failed"}
+    cut_tasks = {key for key, o in res.outcomes.items() if o == "unfinished"}
     failed_task_tokens = sum(r.tokens for r in bench
-                             if r.admitted and (r.agent, r.task) in thrown_tasks)
+                             if r.admitted and (r.agent, r.task) in failed_tasks)
+    cut_task_tokens = sum(r.tokens for r in bench if r.admitted and (r.agent, r.task) in cut_tasks)
     refused_input = sum(r.counted_input for r in res.records if not r.admitted)
     offered = max_window((r.t, r.counted_input) for r in res.records)
     out: dict[str, Any] = {
@@ -109,45 +110,82 @@ def summarise(res: ArmResult, itpm: int) -> dict[str, Any]:
         },
         "wasted_tokens": {
             "total": failed_task_tokens + refused_input,
-            "of_failed_or_unfinished_tasks": failed_task_tokens,
+            "of_failed_tasks": failed_task_tokens,
             "input_of_refused_requests": refused_input,
         },
         "overrun_tokens": max(0, res.max_window_input - itpm),
         "max_minute_input_tokens": res.max_window_input,
         "offered_max_minute_input_tokens": offered,
         "offered_overrun_tokens": max(0, offered - itpm),
-        "timed_out": res.timed_out,
+        "tokens_of_tasks_cut_at_the_end": cut_task_tokens,
     }
     out["saturated"] = _saturated(res, bench, itpm)
     return out
 
 
+def _used(records: Iterable[CallRecord], t0: float, t1: float) -> int:
+    return sum(r.counted_input for r in records if r.admitted and t0 <= r.t < t1)
+
+
+def _utilisation(records: list[CallRecord], moments: list[float], itpm: int) -> float | None:
+    """Mean, over the moments demand exceeded supply, of the input the provider counted in
+    the 60 s window ending then, over the limit.  While anyone waits for budget a perfect
+    scheduler keeps that window full, whatever the length or alignment of the interval."""
+    if not moments:
+        return None
+    points = sorted((r.t, r.counted_input) for r in records if r.admitted)
+    total, fractions = 0.0, []
+    for m in moments:
+        total = sum(c for t, c in points if m - WINDOW < t <= m)
+        fractions.append(total / itpm)
+    return _r(sum(fractions) / len(fractions), 4)
+
+
+def _rate(records: list[CallRecord], t0: float, t1: float, itpm: int) -> float | None:
+    """Counted input per minute / limit over the whole windows of [t0, t1) from t0 (the
+    literal definition; bursts at window edges distort it over part of a window)."""
+    windows = math.floor((t1 - t0) / WINDOW)
+    if windows < 1:
+        return None
+    return _r(_used(records, t0, t0 + windows * WINDOW) / (itpm * windows), 4)
+
+
 def _saturated(res: ArmResult, bench: list[CallRecord], itpm: int) -> dict[str, Any] | None:
-    """Utilisation over the saturated interval; Jain's index over its part in which every
-    agent still had work (until the first agent finished its last task)."""
+    """Utilisation while demand exceeded supply; Jain's index over the whole run, in which
+    every agent was backlogged (each starts its next task as soon as one ends)."""
     if res.saturated is None:
         return None
     t0, t1 = res.saturated
     span = t1 - t0
-    used = sum(r.counted_input for r in res.records if r.admitted and t0 <= r.t < t1)
-    f1 = min([t1, *res.agent_done.values()])
-    shares = _agent_tokens(bench, res.agents, t0, f1)
+    used = _used(res.records, t0, t1)
+    f0, f1 = res.started, res.ended
+    shares = _agent_tokens(bench, res.agents, f0, f1)
     steps = dict.fromkeys(res.agents, 0)
     for r in bench:
-        if r.admitted and r.agent in steps and t0 <= r.t < f1:
+        if r.admitted and r.agent in steps and f0 <= r.t < f1:
             steps[r.agent] += 1
-    return {
+    out: dict[str, Any] = {
         "source": res.saturation_source,
         "from_s": _r(t0 - res.started, 1), "to_s": _r(t1 - res.started, 1),
         "seconds": _r(span, 1),
         "input_tokens_per_min": _r(used / (span / 60.0), 0) if span > 0 else None,
-        # Over less than a window a rolling-window provider admits bursts above the rate.
-        "utilisation": _r(used / (itpm * span / 60.0), 4) if span >= WINDOW else None,
-        "fairness_to_s": _r(f1 - res.started, 1),
-        "jain_tokens": _r(jain(shares), 4) if f1 - t0 >= 1.0 else None,
-        "jain_steps": _r(jain(list(steps.values())), 4) if f1 - t0 >= 1.0 else None,
+        "utilisation": _utilisation(res.records, res.saturated_at, itpm),
+        "utilisation_rate": _rate(res.records, t0, t1, itpm),
+        "saturated_moments": len(res.saturated_at),
+        "jain_tokens": _r(jain(shares), 4) if f1 - f0 >= 1.0 else None,
+        "jain_steps": _r(jain(list(steps.values())), 4) if f1 - f0 >= 1.0 else None,
         "agent_tokens_min_max": [min(shares), max(shares)] if shares else None,
+        "agent_steps_min_max": [min(steps.values()), max(steps.values())] if steps else None,
     }
+    if res.person_from is not None and t0 < res.person_from < t1:
+        # The kernel keeps room for a person's next call while one is active.
+        out["person_active_from_s"] = _r(res.person_from - res.started, 1)
+        p = res.person_from
+        out["utilisation_before_person"] = _utilisation(
+            res.records, [m for m in res.saturated_at if m < p], itpm)
+        out["utilisation_with_person"] = _utilisation(
+            res.records, [m for m in res.saturated_at if m >= p], itpm)
+    return out
 
 
 def summarise_probes(probes: list[dict[str, Any]]) -> dict[str, Any]:

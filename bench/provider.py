@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 from bench.workload import responder, tag_of, turn_of
-from tests.fakes.messages_api import FakeMessagesAPI
+from tests.fakes.messages_api import FakeMessagesAPI, RecordedRequest
 from tests.fakes.prompt_cache import CachePlan
 from tests.fakes.ratelimit import Admission
 
@@ -45,10 +47,12 @@ class CallRecord:
 class BenchProvider(FakeMessagesAPI):
     """FakeMessagesAPI with the benchmark's responder and a per-call record."""
 
-    def __init__(self, *, itpm: int, seconds_per_output_token: float) -> None:
+    def __init__(self, *, itpm: int, seconds_per_output_token: float,
+                 retry_after: bool = True) -> None:
         super().__init__(responder=responder, itpm=itpm,
                          seconds_per_output_token=seconds_per_output_token)
         self.itpm = itpm
+        self.send_retry_after = retry_after
         self.calls: list[CallRecord] = []
         self._calls_lock = threading.Lock()
 
@@ -64,6 +68,14 @@ class BenchProvider(FakeMessagesAPI):
         with self._calls_lock:
             self.calls.append(rec)
         return plan, admission
+
+    def _error(self, rec: RecordedRequest, request_id: str, status: int, kind: str, msg: str,
+               retry_after: float | None = None) -> JSONResponse:
+        """As the fake's, but 429s may leave out ``retry-after`` (a provider that does not
+        say when to come back: clients fall back to their own back-off)."""
+        if not self.send_retry_after:
+            retry_after = None
+        return super()._error(rec, request_id, status, kind, msg, retry_after)
 
     def records(self) -> list[CallRecord]:
         with self._calls_lock:

@@ -10,10 +10,26 @@ caching and takes time per output token.  The same workload runs
   (b) with every agent calling the provider itself through the anthropic SDK with its
       default retries (``max_retries=2``),
 
-each against a fresh provider.  Each agent gets enough tasks that the whole run needs
-``--windows`` minutes of the provider's input budget.  With 50 agents the kernel arm also
+each against a fresh provider, for ``--duration`` seconds (two 60 s windows by default):
+every agent starts its next task as soon as one ends, so all are backlogged and demand
+exceeds the budget; tasks still running at the end count as unfinished (cut), neither
+completed nor failed.  With 50 agents the kernel arm also
 starts an interactive agent several times while the background agents saturate the
 budget, and measures how long its model call waited for the scheduler.
+
+Figures per N and arm: tasks completed / failed / unfinished; goodput (completed tasks
+per minute of the run) and its ratio kernel / direct; 429s the provider sent; wasted
+tokens (tokens of calls of tasks that failed + input of refused requests, as
+the provider counted them); the largest input the provider admitted in any 60 s window
+and its excess over the limit (``overrun_tokens``; ``offered_*``: the same over every
+request sent, refused ones included); ``saturated.utilisation``: mean, over the moments
+demand exceeded supply (kernel: its budget report lists agents waiting; direct: a 429),
+of the input the provider counted in the 60 s window ending then, over the limit
+(``utilisation_rate``: counted input per minute over whole windows of the saturated
+interval, distorted by bursts at window edges); Jain's index of per-agent tokens (and
+steps) over the run; and for the probes, the scheduler
+wait of the interactive call (from its ``proc.state`` events), the part of it beyond the
+background call in flight that ended first, and the time from start to the provider.
 
 Progress goes to stderr.  `--quick` is a short smoke run.
 """
@@ -23,8 +39,10 @@ import argparse
 import json
 import logging
 import math
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.direct_arm import run_direct
@@ -50,24 +68,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds-per-output-token", type=float, default=0.02)
     p.add_argument("--ticket-chars", type=int, default=2400,
                    help="size of each task's unique ticket (its uncached input)")
-    p.add_argument("--windows", type=float, default=2.0,
-                   help="work per N, in minutes of the provider's input budget")
-    p.add_argument("--arm-timeout", type=float, default=240.0,
-                   help="seconds after which an arm's unfinished tasks count as unfinished")
-    p.add_argument("--probes", type=int, default=8, help="interactive probes at N = 50")
-    p.add_argument("--probe-every", type=float, default=6.0)
+    p.add_argument("--duration", type=float, default=120.0,
+                   help="seconds each arm runs (every agent starts its next task as soon as "
+                        "one ends; tasks still running at the end count as unfinished)")
+    p.add_argument("--probes", type=int, default=12, help="interactive probes at N = 50")
+    p.add_argument("--probe-every", type=float, default=4.0)
+    p.add_argument("--probe-warmup", type=float, default=62.0,
+                   help="seconds of saturation before the first probe (utilisation is "
+                        "reported before and after a person becomes active)")
     p.add_argument("--probe-n", type=int, default=50,
                    help="the N whose kernel arm runs the probes (default 50)")
+    p.add_argument("--no-retry-after", action="store_true",
+                   help="experiment: the provider's 429s carry no retry-after header")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: N = 5,20, half a window of work, 3 probes at N = 20")
     p.add_argument("--keep", action="store_true", help="keep the kernels' temporary homes")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.quick:
-        args.n, args.windows, args.arm_timeout = "5,20", 0.5, 120.0
+        args.n, args.duration = "5,20", 30.0
         args.probes, args.probe_n, args.probe_warmup = 3, 20, 3.0
-    else:
-        args.probe_warmup = 10.0
     return args
 
 
@@ -79,16 +99,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2)
 
 
-def run_n(n: int, args: argparse.Namespace, per_task: int) -> dict[str, Any]:
-    tasks = max(1, math.ceil(args.windows * args.itpm / (n * per_task)))
-    out: dict[str, Any] = {"agents": n, "tasks_per_agent": tasks, "tasks": n * tasks}
+def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"agents": n, "duration_s": args.duration}
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     common = {"itpm": args.itpm, "seconds_per_output_token": args.seconds_per_output_token,
-              "ticket_chars": args.ticket_chars, "timeout": args.arm_timeout}
+              "ticket_chars": args.ticket_chars, "duration": args.duration,
+              "retry_after": not args.no_retry_after}
     if "kernel" in arms:
-        log.info("=== N = %d, arm (a) kernel: %d tasks per agent ===", n, tasks)
+        log.info("=== N = %d, arm (a) kernel, %.0f s ===", n, args.duration)
         try:
-            res = run_kernel(n, tasks, probes=args.probes if n == args.probe_n else 0,
+            res = run_kernel(n, probes=args.probes if n == args.probe_n else 0,
                              probe_every=args.probe_every, probe_warmup=args.probe_warmup,
                              keep=args.keep, **common)
             out["kernel"] = summarise(res, args.itpm)
@@ -98,9 +118,9 @@ def run_n(n: int, args: argparse.Namespace, per_task: int) -> dict[str, Any]:
             log.exception("kernel arm failed")
             out["kernel"] = {"error": repr(exc)}
     if "direct" in arms:
-        log.info("=== N = %d, arm (b) direct SDK: %d tasks per agent ===", n, tasks)
+        log.info("=== N = %d, arm (b) direct SDK, %.0f s ===", n, args.duration)
         try:
-            out["direct"] = summarise(run_direct(n, tasks, **common), args.itpm)
+            out["direct"] = summarise(run_direct(n, **common), args.itpm)
         except Exception as exc:
             log.exception("direct arm failed")
             out["direct"] = {"error": repr(exc)}
@@ -121,7 +141,7 @@ def check_targets(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         checks[name] = {"target": target, "kernel": values, "met": met}
 
     per_n("overrun_tokens", lambda k: k["overrun_tokens"], lambda v: v == 0, "== 0")
-    per_n("failed_tasks", lambda k: k["failed"] + k["unfinished"], lambda v: v == 0, "== 0")
+    per_n("failed_tasks", lambda k: k["failed"], lambda v: v == 0, "== 0")
     per_n("count_429", lambda k: k["count_429"], lambda v: v == 0, "== 0")
     per_n("utilisation", lambda k: (k["saturated"] or {}).get("utilisation"),
           lambda v: v >= TARGETS["utilisation"], f">= {TARGETS['utilisation']}")
@@ -138,6 +158,18 @@ def check_targets(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return checks
 
 
+def code_version() -> dict[str, Any]:
+    """The commit the kernel ran from, and whether kernel/ had uncommitted changes."""
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=10,
+                                  cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "kernel_dirty": bool(git("status", "--porcelain", "--", "kernel"))}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -146,21 +178,24 @@ def main(argv: list[str] | None = None) -> int:
                   "uvicorn.error", "tests.fakes.messages_api"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.monotonic()
+    code = code_version()  # before the run: other people may commit meanwhile
     per_task = counted_input_per_task(args.ticket_chars, tool_definitions())
     ns = [int(x) for x in args.n.split(",") if x.strip()]
     results: dict[str, dict[str, Any]] = {}
     for n in ns:
-        results[str(n)] = run_n(n, args, per_task)
+        results[str(n)] = run_n(n, args)
         log.info("N = %d: %s", n, json.dumps({k: results[str(n)].get(k) for k in (
-            "tasks", "goodput_ratio_kernel_over_direct")}))
+            "goodput_ratio_kernel_over_direct",)}))
     report = {
         "benchmark": "scheduler",
+        "code": code,
         "config": {
             "provider_itpm": args.itpm, "kernel_budget_input_tokens_per_minute": args.itpm,
             "seconds_per_output_token": args.seconds_per_output_token,
-            "ticket_chars": args.ticket_chars, "work_windows": args.windows,
-            "counted_input_tokens_per_task": per_task, "arm_timeout_s": args.arm_timeout,
+            "ticket_chars": args.ticket_chars, "duration_s": args.duration,
+            "counted_input_tokens_per_task": per_task,
             "probes": args.probes, "probe_n": args.probe_n, "quick": args.quick,
+            "provider_sends_retry_after": not args.no_retry_after,
             "task": "3 model turns: memory_write, memory_write, final text; shared cached "
                     "prefix (tools + system prompt), unique ticket per task",
             "direct_arm": "anthropic.AsyncAnthropic per agent, default max_retries=2, same "
