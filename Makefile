@@ -40,7 +40,7 @@ test: system-deps $(STAMP)
 	$(PY) -m pytest -q
 
 bench: system-deps $(STAMP)
-	$(PY) -m bench.scheduler
+	@$(PY) -m bench.scheduler
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
