@@ -76,6 +76,20 @@ CREATE TABLE IF NOT EXISTS proc_events (
     data TEXT NOT NULL,
     PRIMARY KEY (pid, seq)
 );
+CREATE TABLE IF NOT EXISTS model_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    usd REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS model_calls_ts ON model_calls (ts);
 """
 
 

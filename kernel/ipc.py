@@ -7,7 +7,6 @@ needs `memory.read:<ns>` / `memory.write:<ns>`.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +130,3 @@ async def sys_sleep(ctx: "CallContext", args: SleepArgs) -> Any:
     async with ctx.kernel.waiting(ctx.proc, WaitReason.SLEEP):
         await asyncio.sleep(args.seconds)
     return {"slept": args.seconds}
-
-
-def encode(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)

@@ -12,30 +12,11 @@ from typing import Any
 from kernel.db import Database
 from kernel.sched import Usage
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    pid INTEGER NOT NULL,
-    agent TEXT NOT NULL,
-    model TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_creation_input_tokens INTEGER NOT NULL,
-    cache_read_input_tokens INTEGER NOT NULL,
-    usd REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS model_calls_ts ON model_calls (ts);
-"""
 
 
 class SpendStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        for statement in SCHEMA.strip().split(";"):
-            if statement.strip():
-                db.execute(statement)
 
     def record(self, pid: int, agent: str, model: str, requests: int, usage: Usage,
                usd: float, ts: float | None = None) -> None:

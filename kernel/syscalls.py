@@ -9,6 +9,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,12 +50,8 @@ class SyscallResult:
     def text(self) -> str:
         if not self.ok:
             return self.error or "error"
-        return self.value if isinstance(self.value, str) else _json(self.value)
-
-
-def _json(value: Any) -> str:
-    import json
-    return json.dumps(value, default=str, ensure_ascii=False)
+        return self.value if isinstance(self.value, str) else json.dumps(
+            self.value, default=str, ensure_ascii=False)
 
 
 Handler = Callable[[CallContext, Any], Awaitable[Any]]
