@@ -6,9 +6,11 @@ carries a unique ticket (so its input is not in the prompt cache) and a tag
 ``[task AGENT/K]`` by which the fake provider's :func:`responder` and the metrics know
 whose call a request is.  The interactive probe asks one question and gets one text turn.
 
-The direct arm builds its requests exactly as the kernel does (same tools, same system
-prompt, same ``cache_control`` breakpoints), so both arms put the same load on the
-provider and differ only in how the calls are scheduled.
+The direct arms send the same tools, system prompt and messages as the kernel.  Arm
+``direct`` sends them as a team writes plain SDK calls, without ``cache_control``
+(prompt caching is opt-in; the kernel adds the breakpoints itself); arm
+``direct_cached`` adds exactly the kernel's breakpoints, so that it differs from the
+kernel only in how the calls are scheduled.
 """
 from __future__ import annotations
 
@@ -144,10 +146,13 @@ def tool_definitions() -> list[dict[str, Any]]:
     return DriverRegistry(discover_drivers()).definitions() + syscalls.model_tools()
 
 
-def build_request(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """The request the kernel's `llm` syscall sends for these messages."""
-    return with_cache_breakpoints({"model": MODEL, "max_tokens": MAX_TOKENS,
-                                   "messages": messages, "system": INSTRUCTIONS, "tools": tools})
+def build_request(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                  cache: bool = True) -> dict[str, Any]:
+    """The request the kernel's `llm` syscall sends for these messages (``cache=False``:
+    the same without the kernel's prompt-cache breakpoints)."""
+    request = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": messages,
+               "system": INSTRUCTIONS, "tools": tools}
+    return with_cache_breakpoints(request) if cache else request
 
 
 def counted_input_per_task(ticket_chars: int, tools: list[dict[str, Any]]) -> int:

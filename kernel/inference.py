@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import random
 import time
 from collections import OrderedDict
@@ -24,11 +23,19 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 
 from kernel import budget_store, keys
-from kernel.spend_store import SpendStore
 from kernel.errors import ModelError
 from kernel.proc import Process, State
-from kernel.sched import (Budget, RequestTooLarge, Reservation, Scheduler, Ticket, Usage,
-                          apply_setting)
+from kernel.promptcache import PromptCacheModel
+from kernel.sched import (
+    Budget,
+    RequestTooLarge,
+    Reservation,
+    Scheduler,
+    Ticket,
+    Usage,
+    apply_setting,
+)
+from kernel.spend_store import SpendStore
 
 if TYPE_CHECKING:
     from kernel.core import Kernel
@@ -39,18 +46,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 BASE_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-# A local estimate of input tokens; deliberately high (real text runs ~4 characters per
-# token), because a low estimate is the one way a window could overrun. Settlement
-# returns the difference as soon as the call ends.
-CHARS_PER_TOKEN = 3.0
 RESPONSE_CACHE_SIZE = 256
 RESPONSE_CACHE_TTL = 600.0
-
-
-def estimate_input_tokens(request: dict[str, Any]) -> int:
-    parts = {k: request.get(k) for k in ("system", "tools", "messages") if request.get(k)}
-    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + 16
 
 
 def _retry_after(exc: anthropic.APIStatusError) -> float | None:
@@ -109,7 +106,7 @@ class ResponseCache:
 
 
 class Inference:
-    def __init__(self, kernel: "Kernel") -> None:
+    def __init__(self, kernel: Kernel) -> None:
         self._kernel = kernel
         self._client: anthropic.AsyncAnthropic | None = None
         budget, prices = budget_store.load(kernel.where.config / "budget.toml")
@@ -121,6 +118,8 @@ class Inference:
                 usage=Usage(row["input_tokens"], row["output_tokens"],
                             row["cache_creation_input_tokens"], row["cache_read_input_tokens"]))
         self.responses = ResponseCache()
+        # Input estimates: only what the provider will count (its prompt cache reads not).
+        self.prompt_cache = PromptCacheModel(self.scheduler.clock.now)
         self._started: dict[int, float] = {}
 
     def client(self) -> anthropic.AsyncAnthropic:
@@ -171,17 +170,17 @@ class Inference:
         self._started.pop(pid, None)
 
     # -- calls --------------------------------------------------------------------------
-    def _ticket(self, proc: Process, spec: "AgentSpec", request: dict[str, Any]) -> Ticket:
+    def _ticket(self, proc: Process, spec: AgentSpec, request: dict[str, Any]) -> Ticket:
         now = self.scheduler.clock.now()
         started = self._started.setdefault(proc.pid, now)
         deadline = started + spec.deadline_seconds if spec.deadline_seconds else None
         return Ticket(pid=proc.pid, agent=proc.agent, priority=spec.priority, weight=spec.weight,
                       deadline=deadline, model=request["model"],
-                      est_input_tokens=estimate_input_tokens(request),
+                      est_input_tokens=self.prompt_cache.estimate(request),
                       max_tokens=request["max_tokens"],
                       agent_tokens_per_minute=spec.quotas.tokens_per_minute)
 
-    async def call(self, proc: Process, spec: "AgentSpec", request: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, proc: Process, spec: AgentSpec, request: dict[str, Any]) -> dict[str, Any]:
         cache_key = ResponseCache.key(request, spec.deterministic)
         cached = self.responses.get(cache_key)
         if cached is not None:
@@ -267,6 +266,10 @@ class Inference:
                     # The input the provider counted is known now: the scheduler frees
                     # the rest of the estimate while the answer is still being generated.
                     usage = Usage.from_api(event.message.usage.model_dump())
+                    self.prompt_cache.observe(
+                        request, input_tokens=usage.input_tokens,
+                        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                        cache_read_input_tokens=usage.cache_read_input_tokens)
                     self.scheduler.settle_input(reservation, usage.counted_input_tokens)
                 elif event.type == "text":
                     bus.publish({"type": "proc.delta", "pid": proc.pid, "text": event.text})

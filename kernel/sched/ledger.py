@@ -103,7 +103,7 @@ class Totals:
         self.cache_read_input_tokens += usage.cache_read_input_tokens
         self.usd += usd
 
-    def merge(self, other: "Totals") -> None:
+    def merge(self, other: Totals) -> None:
         for name in ("requests", "input_tokens", "output_tokens",
                      "cache_creation_input_tokens", "cache_read_input_tokens", "usd"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -169,9 +169,9 @@ class Ledger:
                 requests, usage, usd)
         self._all_time.setdefault(e.agent, Totals()).add(requests, usage, usd)
 
-    def shrink_input(self, e: Entry, input_tokens: int) -> None:
+    def set_input(self, e: Entry, input_tokens: int) -> None:
         """An open entry's input is known before the call ends: book that instead."""
-        if not e.open or input_tokens >= e.input_tokens:
+        if not e.open or input_tokens == e.input_tokens:
             return
         if e.in_window:
             self._total.add(e, -1)

@@ -79,6 +79,11 @@ class FairShare:
         self.vtime[pid] = self.vtime.get(pid, 0.0) + (used - reserved) / weight
         self.inflight[pid] = max(0.0, self.inflight.get(pid, 0.0) - reserved / weight)
 
+    def adjust(self, pid: int, delta: int, weight: float) -> None:
+        """A call in flight turned out ``delta`` tokens larger (or smaller) than reserved."""
+        self.vtime[pid] = self.vtime.get(pid, 0.0) + delta / weight
+        self.inflight[pid] = max(0.0, self.inflight.get(pid, 0.0) + delta / weight)
+
     def forget(self, pid: int) -> None:
         self.vtime.pop(pid, None)
         self.inflight.pop(pid, None)

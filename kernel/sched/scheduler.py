@@ -63,7 +63,7 @@ WaitCallback = Callable[[int, "str | None"], None]
 
 
 class _Waiter:
-    __slots__ = ("ticket", "fut", "seq", "since", "reason", "kind")
+    __slots__ = ("fut", "kind", "reason", "seq", "since", "ticket")
 
     def __init__(self, ticket: Ticket, fut: asyncio.Future[Reservation], seq: int,
                  since: float) -> None:
@@ -110,6 +110,7 @@ class Scheduler(AdmissionRules):
         self.provider = ProviderLimits()
         self.pacer = Pacer(pace_burst, self.window)
         self.rate_limited_count = 0
+        self.underestimated_tokens = 0   # input booked at message_start beyond estimates
         self._pause_until = -math.inf
         self._interactive_at = -math.inf   # last time an interactive call arrived or ended
         self._person_need: dict[str, int] = {}   # what the last interactive call needed
@@ -173,20 +174,30 @@ class Scheduler(AdmissionRules):
 
     def settle_input(self, reservation: Reservation, counted_input_tokens: int) -> None:
         """The provider said how much input it counted (the stream's first event): book
-        that at once instead of the estimate, rather than when the call ends. Safe for
-        the invariant: the whole estimate was booked when the provider received the
-        call, and the provider counts no more than it reports."""
+        that at once instead of the estimate, rather than when the call ends.
+
+        Less than reserved frees the rest at once.  More than reserved (a cache entry the
+        provider dropped early, text denser than estimated) is booked too, so every later
+        admission sees it: the window can then exceed its limit only by what the provider
+        had already received beyond the estimate, never by a call admitted after."""
         opened = self._open.get(reservation.id)
         if opened is None:
             return
         entry, weight, _ = opened
-        unused = entry.input_tokens - counted_input_tokens
-        if unused <= 0:
+        delta = counted_input_tokens - entry.input_tokens
+        if delta == 0:
             return
-        self.ledger.shrink_input(entry, counted_input_tokens)
-        self.pacer.credit("input_tokens", self.clock.now(), self._pace_limit("input_tokens"),
-                          unused)
-        self.fair.closed(entry.pid, unused, 0, weight)
+        if delta > 0:
+            log.info("pid %d: the provider counted %d input tokens, %d more than reserved; "
+                     "booked", entry.pid, counted_input_tokens, delta)
+            self.underestimated_tokens += delta
+        self.ledger.set_input(entry, counted_input_tokens)
+        now = self.clock.now()
+        if delta < 0:
+            self.pacer.credit("input_tokens", now, self._pace_limit("input_tokens"), -delta)
+        else:
+            self.pacer.debit("input_tokens", now, self._pace_limit("input_tokens"), delta)
+        self.fair.adjust(entry.pid, delta, weight)
         self._pump()
 
     def abandon(self, reservation: Reservation, reached_provider: bool = False) -> None:
@@ -308,6 +319,7 @@ class Scheduler(AdmissionRules):
                       "usd_this_month_booked": round(self.ledger.spent("month", month), 6),
                       "usd_per_month": self.budget.usd_per_month},
             "paused_for": self.paused_for(), "rate_limited": self.rate_limited_count,
+            "underestimated_input_tokens": self.underestimated_tokens,
             "provider": self.provider.report(now),
             "waiting": [{"pid": w.ticket.pid, "agent": w.ticket.agent,
                          "priority": w.ticket.priority, "reason": w.reason,

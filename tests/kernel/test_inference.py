@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kernel.inference import estimate_input_tokens
+from kernel.promptcache import PromptCacheModel
 from kernel.specs import parse_spec
 from tests.fakes.messages_api import FakeMessagesAPI
 from tests.fakes.prompt_cache import estimate_tokens
@@ -30,15 +30,16 @@ def _add(kernel: Any, toml: str) -> None:
     kernel.grants.seed(spec.name, [(g.capability, g.mode) for g in spec.grants])
 
 
-def test_the_local_estimate_never_undercounts_the_provider(server: FakeMessagesAPI,
-                                                           tmp_path: Path) -> None:
+def test_the_estimate_of_a_first_call_never_undercounts_the_provider(
+        server: FakeMessagesAPI, tmp_path: Path) -> None:
     k = make_kernel(tmp_path)
+    model = PromptCacheModel(lambda: 0.0)
     from kernel.llm import with_cache_breakpoints
     for text_ in ("short", "x" * 5000, "ünïcödé " * 300, '{"json": [1, 2, 3]}' * 200):
         req = with_cache_breakpoints({"model": "m", "max_tokens": 5, "system": "s",
                                       "tools": k.tool_definitions(),
                                       "messages": [{"role": "user", "content": text_}]})
-        assert estimate_input_tokens(req) >= estimate_tokens(req)
+        assert model.estimate(req) >= estimate_tokens(req)
 
 
 def test_each_step_of_a_multi_step_agent_pays_only_for_what_is_new(server: FakeMessagesAPI,

@@ -240,10 +240,28 @@ def test_input_known_at_the_stream_start_frees_the_estimate_before_the_call_ends
         assert s.ledger.used("input_tokens") == 2300
         r2 = await waiter
         assert r2.admitted_at == 1.0
-        s.settle_input(r1, 4500)  # never grows a reservation
-        assert s.ledger.used("input_tokens") == 2300
         s.settle(r1, Usage(input_tokens=100, cache_creation_input_tokens=200, output_tokens=50))
         assert s.ledger.used("input_tokens") == 2300
         s.settle(r2, Usage(input_tokens=2000, output_tokens=50))
+
+    run_virtual(main(), clock)
+
+
+def test_input_above_the_estimate_is_booked_at_the_stream_start_and_holds_later_calls():
+    s, clock = make(Budget(input_tokens_per_minute=5000))
+
+    async def main() -> None:
+        r1 = await s.admit(T(1, est_input_tokens=1000, max_tokens=100))
+        s.settle_input(r1, 4500)  # a cache miss: the provider counted far more
+        assert s.ledger.used("input_tokens") == 4500
+        assert s.report()["underestimated_input_tokens"] == 3500
+        waiter = asyncio.create_task(s.admit(T(2, est_input_tokens=1000, max_tokens=100)))
+        await asyncio.sleep(30)
+        assert not waiter.done()   # 4500 + 1000 would exceed 5000
+        s.settle(r1, Usage(input_tokens=4500, output_tokens=50))
+        assert s.ledger.used("input_tokens") == 4500
+        r2 = await waiter
+        assert r2.admitted_at == s.window   # when r1's entry left the window
+        s.settle(r2, Usage(input_tokens=1000, output_tokens=50))
 
     run_virtual(main(), clock)
