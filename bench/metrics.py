@@ -127,10 +127,17 @@ def _used(records: Iterable[CallRecord], t0: float, t1: float) -> int:
     return sum(r.counted_input for r in records if r.admitted and t0 <= r.t < t1)
 
 
-def _utilisation(records: list[CallRecord], moments: list[float], itpm: int) -> float | None:
+def _utilisation(records: list[CallRecord], moments: list[float], itpm: int,
+                 since: float | None = None) -> float | None:
     """Mean, over the moments demand exceeded supply, of the input the provider counted in
     the 60 s window ending then, over the limit.  While anyone waits for budget a perfect
-    scheduler keeps that window full, whatever the length or alignment of the interval."""
+    scheduler keeps that window full, whatever the length or alignment of the interval.
+
+    ``since``: only moments whose whole window lies after it (the start of saturation):
+    a window reaching back before demand began says how fast the scheduler ramps up,
+    not how much of the budget it leaves unused while agents wait."""
+    if since is not None:
+        moments = [m for m in moments if m - WINDOW >= since]
     if not moments:
         return None
     points = sorted((r.t, r.counted_input) for r in records if r.admitted)
@@ -169,7 +176,9 @@ def _saturated(res: ArmResult, bench: list[CallRecord], itpm: int) -> dict[str, 
         "from_s": _r(t0 - res.started, 1), "to_s": _r(t1 - res.started, 1),
         "seconds": _r(span, 1),
         "input_tokens_per_min": _r(used / (span / 60.0), 0) if span > 0 else None,
-        "utilisation": _utilisation(res.records, res.saturated_at, itpm),
+        "utilisation": _utilisation(res.records, res.saturated_at, itpm, since=t0),
+        "utilisation_moments": len([m for m in res.saturated_at if m - WINDOW >= t0]),
+        "utilisation_incl_first_window": _utilisation(res.records, res.saturated_at, itpm),
         "utilisation_rate": _rate(res.records, t0, t1, itpm),
         "saturated_moments": len(res.saturated_at),
         "jain_tokens": _r(jain(shares), 4) if f1 - f0 >= 1.0 else None,
@@ -182,9 +191,9 @@ def _saturated(res: ArmResult, bench: list[CallRecord], itpm: int) -> dict[str, 
         out["person_active_from_s"] = _r(res.person_from - res.started, 1)
         p = res.person_from
         out["utilisation_before_person"] = _utilisation(
-            res.records, [m for m in res.saturated_at if m < p], itpm)
+            res.records, [m for m in res.saturated_at if m < p], itpm, since=t0)
         out["utilisation_with_person"] = _utilisation(
-            res.records, [m for m in res.saturated_at if m >= p], itpm)
+            res.records, [m for m in res.saturated_at if m >= p], itpm, since=t0)
     return out
 
 

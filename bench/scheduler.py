@@ -26,8 +26,10 @@ tokens (tokens of calls of tasks that failed + input of refused requests, as
 the provider counted them); the largest input the provider admitted in any 60 s window
 and its excess over the limit (``overrun_tokens``; ``offered_*``: the same over every
 request sent, refused ones included); ``saturated.utilisation``: mean, over the moments
-demand exceeded supply (kernel: its budget report lists agents waiting; direct: a 429),
-of the input the provider counted in the 60 s window ending then, over the limit
+demand exceeded supply (kernel: its budget report lists agents waiting; direct: a 429)
+and whose 60 s window lies wholly after saturation began, of the input the provider
+counted in that window, over the limit (``utilisation_incl_first_window`` also counts
+the first minute, which measures the ramp-up rather than budget left unused)
 (``utilisation_rate``: counted input per minute over whole windows of the saturated
 interval, distorted by bursts at window edges); Jain's index of per-agent tokens (and
 steps) over the run; and for the probes, the scheduler

@@ -8,17 +8,17 @@ reason shown in ``agents list``):
 2. the provider back-off after a 429 and the spend caps (``global``);
 3. ``max_concurrent`` (``shared``), our rolling windows and the provider's
    learned limits (``window``), and the pacer (``shared``) -- capacity every
-   waiter competes for.  The pacer holds non-interactive calls only (a) under
-   the fair policy, of an agent ahead of its share while one behind it still
-   competes, and (b) for ``PERSON_RECENT`` s after an interactive call.
-   Otherwise a batch goes as fast as the window allows.
+   waiter competes for.  The pacer (:mod:`kernel.sched.pacer`) holds
+   background and idle calls (normal ones only while a person is active or
+   when ahead of their fair share) to the limit's own rate beyond a burst, so
+   room comes back to the window continuously instead of in lumps.
 
 While a person is active (an interactive call within ``PERSON_RECENT`` s) the
-other classes are also kept out of the room the person's next call needs
-(the size of their last one, at most ``interactive_room`` of a limit), so it
-is admitted at once instead of waiting for the window to slide.  That room
-costs utilisation while the person is active (measured: ~98 % -> ~92 % with
-4k-token background calls against 100k input tokens per minute).
+other classes are also kept out of the room the person's next two calls need
+(twice the size of their last one, at most ``interactive_room`` of a limit), so
+the next call is admitted at once even if nothing has left the window since the
+last one.  That room costs its size in utilisation while the person is active;
+with prompt caching a person's calls count only their new text, so it is small.
 
 A call that could never fit (larger than a whole window limit or its agent's
 quota) is refused with :class:`RequestTooLarge` instead of waiting for ever and
@@ -27,15 +27,14 @@ shown, until the period turns or the person raises the cap.
 """
 from __future__ import annotations
 
-import math
 from datetime import tzinfo
 
 from kernel.sched.budget import Budget, PriceTable
-from kernel.sched.ledger import TOKENS, Entry, Ledger, next_period_start
+from kernel.sched.ledger import TOKENS, Ledger, next_period_start
 from kernel.sched.pacer import Pacer
 from kernel.sched.policy import FAIR_SLACK_CALLS, FairShare
 from kernel.sched.provider import ProviderLimits
-from kernel.sched.tickets import Ticket
+from kernel.sched.tickets import RANK, Ticket
 
 #: (ledger dimension, budget key, label in reasons)
 WINDOW_LIMITS = (("requests", "requests_per_minute", "requests per minute"),
@@ -47,6 +46,13 @@ KEY = {dim: key for dim, key, _ in WINDOW_LIMITS}
 WALL_RECHECK = 300.0
 #: How long after an interactive call the person counts as active.
 PERSON_RECENT = 600.0
+#: Non-interactive calls are paced once a window is this full (or the agent is ahead
+#: of its fair share); below it a batch goes as fast as the window allows.
+PACE_ABOVE = 0.9
+#: Classes from this rank on (background, idle) are always paced; the normal class
+#: only while a person is active or when it is ahead of its fair share, so work a
+#: person started is not slowed down while nobody waits for it.
+PACED_RANK = RANK["background"]
 #: Kinds of block that hold the queue (nobody behind may overtake).
 SHARED = ("shared", "window")
 
@@ -67,24 +73,14 @@ class AdmissionRules:
     fair: FairShare
     _pause_until: float
     _interactive_at: float
-    _window_bound: bool
     _person_need: dict[str, int]
 
     def _competing(self, rank: int) -> set[int]:
         raise NotImplementedError
 
     def _expire(self, now: float) -> None:
-        """Let old entries leave the window.
-
-        While the queue waits for the window, the pacer is clamped to the room
-        there was just before each entry left: no credit builds up during the
-        wait, so the refill is paced rather than replayed as a burst.
-        """
-        def before(_: Entry, t: float) -> None:
-            for dim, _k, _l in WINDOW_LIMITS:
-                if (limit := self._pace_limit(dim)) is not None:
-                    self.pacer.clamp(dim, t, limit, self._headroom(dim, t))
-        self.ledger.expire(now, before if self._window_bound else None)
+        """Let old entries leave the window."""
+        self.ledger.expire(now)
 
     def _limit(self, key: str, rank: int) -> int | None:
         """The configured limit for class ``rank`` (less ``interactive_reserve`` below it)."""
@@ -100,7 +96,7 @@ class AdmissionRules:
         """Room kept free for the person's next call, out of ``limit``, for class ``rank``."""
         if rank == 0 or not self._person_active(now):
             return 0
-        return min(self._person_need.get(dim, 0), int(limit * self.interactive_room))
+        return min(2 * self._person_need.get(dim, 0), int(limit * self.interactive_room))
 
     def _or_person_leaves(self, at: float | None, now: float) -> float | None:
         """A call that fits only without the person's room can go when the person leaves."""
@@ -112,17 +108,6 @@ class AdmissionRules:
         """The pacer's per-minute rate: the tighter of our (non-interactive) and the provider's."""
         limits = [x for x in (self._limit(KEY[dim], 1), self.provider.limit(dim)) if x is not None]
         return min(limits) if limits else None
-
-    def _headroom(self, dim: str, now: float) -> float:
-        """Room left in the window for non-interactive calls (ours and the provider's)."""
-        used = self.ledger.used(dim)
-        rooms = [math.inf]
-        if (limit := self._limit(KEY[dim], 1)) is not None:
-            rooms.append(limit - used - self._person_room(dim, limit, 1, now))
-        if (plimit := self.provider.limit(dim)) is not None:
-            rooms.append(plimit - used - self.provider.external(dim, now)[0]
-                         - self._person_room(dim, plimit, 1, now))
-        return min(rooms)
 
     def _too_large(self, t: Ticket) -> str | None:
         """Why ``t`` can never be admitted under the current limits, or None."""
@@ -180,9 +165,13 @@ class AdmissionRules:
                     at = self.ledger.fit_time(now, dim, need[dim], plimit, extra=extra,
                                               extra_until=until)
                     return f"provider limit: {label}", "window", self._or_person_leaves(at, now)
-        if t.rank > 0 and (self._over_share(t) or self._person_active(now)):
+        if t.rank >= PACED_RANK or (t.rank > 0 and (self._over_share(t)
+                                                     or self._person_active(now))):
             for dim, _, label in WINDOW_LIMITS:
-                at = self.pacer.ready_at(dim, now, self._pace_limit(dim), need[dim])
+                limit = self._pace_limit(dim)
+                if limit is None:
+                    continue
+                at = self.pacer.ready_at(dim, now, limit, need[dim])
                 if at > now:
                     why = ("fair share: other agents' turn" if self._over_share(t)
                            else f"budget: {label} (paced)")

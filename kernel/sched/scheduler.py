@@ -24,11 +24,11 @@ until the earliest moment something could fit -- the single gate through
 which the scheduler waits, so a :class:`VirtualClock` makes it deterministic.
 Not thread-safe: call every method from the event loop's thread.
 
-Pacing (:mod:`kernel.sched.pacer`) spreads non-interactive admissions over
-the minute when it matters -- for an agent ahead of its fair share, and while
-a person is active -- so that each admission is a real choice made by the
-policy and the person finds room (see :mod:`kernel.sched.limits` for when,
-and the pacer for why a bare rolling window would defeat the weights).
+Pacing (:mod:`kernel.sched.pacer`) holds non-interactive admissions to the
+limit's own rate beyond a burst, so room comes back to the window evenly: each
+admission is a real choice made by the policy, and a person finds room (see
+:mod:`kernel.sched.limits` and the pacer for why a bare rolling window fails
+both).
 
 Ordering: strict priority classes (interactive > normal > background > idle);
 within a class by ``budget.policy`` (see :mod:`kernel.sched.policy`).  The first
@@ -85,8 +85,9 @@ class Scheduler(AdmissionRules):
     limit is enough; it costs the same fraction of utilisation).
     ``interactive_room`` caps (as a fraction of a limit) the room kept free
     for a person's next call while they are active; 0 turns it off (see
-    :mod:`kernel.sched.limits`).  ``pace_burst``: the pacer lets this fraction
-    of a window's limit out at once (1.0 = hardly any pacing).
+    :mod:`kernel.sched.limits`).  ``pace_rate`` and ``pace_burst``: the pacer's
+    refill (times the window's average rate) and bucket size (a fraction of the
+    limit); see :mod:`kernel.sched.pacer`.
     ``on_wait_change(pid, reason | None)`` is called when a pid starts
     waiting, its reason changes, or it stops waiting.
     """
@@ -94,7 +95,8 @@ class Scheduler(AdmissionRules):
     def __init__(self, budget: Budget | None = None, prices: PriceTable | None = None,
                  clock: Clock | None = None, *, tz: tzinfo | None = None,
                  window_margin: float = 1.0, interactive_reserve: float = 0.0,
-                 interactive_room: float = 0.25, pace_burst: float = 0.25,
+                 interactive_room: float = 0.25, pace_rate: float = 1.0,
+                 pace_burst: float = 0.25,
                  on_wait_change: WaitCallback | None = None) -> None:
         if not (0.0 <= interactive_reserve < 1.0 and 0.0 <= interactive_room < 1.0):
             raise ValueError("interactive_reserve and interactive_room must be in [0, 1)")
@@ -108,7 +110,7 @@ class Scheduler(AdmissionRules):
         self.on_wait_change = on_wait_change
         self.ledger = Ledger(self.window)
         self.provider = ProviderLimits()
-        self.pacer = Pacer(pace_burst, self.window)
+        self.pacer = Pacer(self.window, pace_rate, pace_burst)
         self.rate_limited_count = 0
         self.underestimated_tokens = 0   # input booked at message_start beyond estimates
         self._pause_until = -math.inf
@@ -125,7 +127,6 @@ class Scheduler(AdmissionRules):
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._pumping = self._again = False
-        self._window_bound = False   # the head of the queue waits for a window to slide
         self._period: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ admission
@@ -395,7 +396,6 @@ class Scheduler(AdmissionRules):
                 wake = min(wake, at)
             if kind != "own":   # it holds its place: nobody behind it may overtake
                 blocker = w
-        self._window_bound = blocker is not None and blocker.kind == "window"
         for w in pending:       # behind the blocker: order no longer matters
             if problem := self._too_large(w.ticket):
                 w.fut.set_exception(RequestTooLarge(problem))

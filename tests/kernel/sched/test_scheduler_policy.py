@@ -232,7 +232,7 @@ def test_while_a_person_is_active_background_is_paced_and_the_person_finds_room(
     assert sorted(waits)[int(0.95 * len(waits)) - 1] == 0.0  # p95
     bg = sorted(c.stamp for c in rec.calls if c.pid != 1 and 200 <= c.stamp < 400)
     # paced: no burst of many background admissions at one instant
-    assert max(bg.count(t) for t in set(bg)) <= 2
+    assert max(bg.count(t) for t in set(bg)) <= 3
     assert window_max(rec.calls, "input_tokens") <= 100_000
     # the room kept for the person costs some utilisation while they are active
     steady = [c for c in rec.calls if 200 <= c.stamp < 380]
