@@ -174,5 +174,6 @@ class PromptCacheModel:
         for j, key in enumerate(p.keys):   # entries read through the lookback: refreshed
             if p.chars[j] <= covered and key in self._expires:
                 self._expires[key] = until
-        if len(self._expires) > MAX_ENTRIES:
-            self._expires = {k: t for k, t in self._expires.items() if t > now}
+        if len(self._expires) > MAX_ENTRIES:   # forget what expired, then the oldest
+            live = sorted(((t, k) for k, t in self._expires.items() if t > now), reverse=True)
+            self._expires = {k: t for t, k in live[:MAX_ENTRIES // 2]}

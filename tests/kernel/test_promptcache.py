@@ -116,3 +116,13 @@ def test_the_ratio_is_learned_per_model_and_errs_high() -> None:
                   cache_read_input_tokens=0)
     assert abs(model.ratio("claude-sonnet-4-5") - (chars // 4) / chars) < 1e-9
     assert model.ratio("another-model") == INITIAL_RATIO
+
+
+def test_the_model_stays_bounded(monkeypatch) -> None:
+    import kernel.promptcache as pc
+    monkeypatch.setattr(pc, "MAX_ENTRIES", 10)
+    clock = Clock()
+    model, provider = PromptCacheModel(clock), PromptCache(clock)
+    for task in range(12):
+        conversation(0, task, clock, model, provider, steps=1)
+    assert len(model._expires) <= 10
