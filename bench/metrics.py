@@ -99,6 +99,10 @@ def summarise(res: ArmResult, itpm: int) -> dict[str, Any]:
         "unfinished": unfinished, "failure_reasons": res.failures,
         "wall_s": _r(wall, 1),
         "goodput_tasks_per_min": _r(completed / (wall / 60.0) if wall > 0 else None, 2),
+        # Model turns the provider accepted, per minute: progress even where no task of an
+        # arm completed within the run.
+        "turns_per_min": _r(sum(1 for r in bench if r.admitted) / (wall / 60.0)
+                            if wall > 0 else None, 2),
         "work_in_windows": _r(sum(r.counted_input for r in res.records if r.admitted) / itpm, 2),
         "requests": len(res.records),
         "requests_admitted": sum(1 for r in res.records if r.admitted),

@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from bench.workload import responder, tag_of, turn_of
+from bench.workload import build_request, responder, tag_of, tool_definitions, turn_of
 from tests.fakes.messages_api import FakeMessagesAPI, RecordedRequest
-from tests.fakes.prompt_cache import CachePlan
+from tests.fakes.prompt_cache import CachePlan, segments
 from tests.fakes.ratelimit import Admission
 
 
@@ -55,6 +55,7 @@ class BenchProvider(FakeMessagesAPI):
         self.send_retry_after = retry_after
         self.calls: list[CallRecord] = []
         self._calls_lock = threading.Lock()
+        self.warm_shared_prefix()
 
     def _admit(self, body: dict[str, Any], output_tokens: int) -> tuple[CachePlan, Admission]:
         plan, admission = super()._admit(body, output_tokens)
@@ -76,6 +77,15 @@ class BenchProvider(FakeMessagesAPI):
         if not self.send_retry_after:
             retry_after = None
         return super()._error(rec, request_id, status, kind, msg, retry_after)
+
+    def warm_shared_prefix(self) -> None:
+        """Start with the shared prefix (tools + system prompt) in the prompt cache, as in a
+        product that has been running (every call refreshes it).  Otherwise whichever agent
+        calls first pays its cache write, a one-off that a two-minute run would count as an
+        unfair share.  Nothing is sent: no window holds it, no agent is charged."""
+        body = build_request([{"role": "user", "content": "warm"}], tool_definitions())
+        body["messages"][0]["content"][0].pop("cache_control")
+        self.cache.commit(self.cache.plan(body["model"], segments(body)))
 
     def records(self) -> list[CallRecord]:
         with self._calls_lock:

@@ -140,6 +140,8 @@ def run_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
         if arm in out:
             out[f"goodput_ratio_kernel_over_{arm}"] = _ratio(
                 k.get("goodput_tasks_per_min"), out[arm].get("goodput_tasks_per_min"))
+            out[f"turns_ratio_kernel_over_{arm}"] = _ratio(
+                k.get("turns_per_min"), out[arm].get("turns_per_min"))
     return out
 
 
@@ -171,7 +173,9 @@ def check_targets(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "met": ratio is not None and ratio >= 2.0,
         # Not a target: the same requests with the kernel's cache_control, so the ratio
         # shows what scheduling alone adds.
-        "over_direct_cached": results.get("20", {}).get("goodput_ratio_kernel_over_direct_cached")}
+        "over_direct_cached": results.get("20", {}).get("goodput_ratio_kernel_over_direct_cached"),
+        "model_turns_per_min_over_direct": results.get("20", {}).get(
+            "turns_ratio_kernel_over_direct")}
     return checks
 
 

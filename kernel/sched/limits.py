@@ -75,7 +75,7 @@ class AdmissionRules:
     _interactive_at: float
     _person_need: dict[str, int]
 
-    def _competing(self, rank: int) -> set[int]:
+    def _competing(self, rank: int) -> set[str]:
         raise NotImplementedError
 
     def _expire(self, now: float) -> None:
@@ -179,17 +179,14 @@ class AdmissionRules:
         return None, None, None
 
     def _over_share(self, t: Ticket) -> bool:
-        """Under the fair policy: is ``t.pid`` ahead of a competing pid (by > FAIR_SLACK_CALLS)?
-
-        Only such calls are paced (interactive never): calls of agents that are
-        not ahead go as soon as the window allows, so a batch is not slowed
-        down, while an agent ahead leaves room for the one behind it that is
-        busy with a call right now and will be back for more.
-        """
+        """Under the fair policy: is ``t.agent`` ahead of a competing agent (by more than
+        FAIR_SLACK_CALLS of its calls)?  Then a normal-class call is paced too (see
+        ``_check``), leaving room for the agent behind, which is busy with a call right
+        now and will be back for more."""
         if self.budget.policy != "fair":
             return False
-        others = self._competing(t.rank) - {t.pid}
+        others = self._competing(t.rank) - {t.agent}
         if not others:
             return False
-        behind = min(self.fair.settled(p) for p in others)
-        return self.fair.settled(t.pid) > behind + FAIR_SLACK_CALLS * t.tokens / t.weight
+        behind = min(self.fair.settled(a) for a in others)
+        return self.fair.settled(t.agent) > behind + FAIR_SLACK_CALLS * t.tokens / t.weight

@@ -120,7 +120,8 @@ class Scheduler(AdmissionRules):
         self._open: dict[int, tuple[Entry, float, int]] = {}  # id -> (entry, weight, rank)
         self.fair = FairShare()
         self._pid_rank: dict[int, int] = {}
-        self._last_done: dict[int, tuple[int, float]] = {}  # pid -> (rank, when its call ended)
+        # agent -> (rank, when its last call ended); bounded by the number of agents
+        self._last_done: dict[str, tuple[int, float]] = {}
         self._reasons: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
@@ -198,7 +199,7 @@ class Scheduler(AdmissionRules):
             self.pacer.credit("input_tokens", now, self._pace_limit("input_tokens"), -delta)
         else:
             self.pacer.debit("input_tokens", now, self._pace_limit("input_tokens"), delta)
-        self.fair.adjust(entry.pid, delta, weight)
+        self.fair.adjust(entry.agent, delta, weight)
         self._pump()
 
     def abandon(self, reservation: Reservation, reached_provider: bool = False) -> None:
@@ -231,9 +232,9 @@ class Scheduler(AdmissionRules):
                             ("input_tokens", reserved_in - usage.counted_input_tokens),
                             ("output_tokens", reserved_out - usage.output_tokens)):
             self.pacer.credit(dim, now, self._pace_limit(dim), unused)
-        self.fair.closed(entry.pid, reserved, usage.counted_input_tokens + usage.output_tokens,
+        self.fair.closed(entry.agent, reserved, usage.counted_input_tokens + usage.output_tokens,
                          weight)
-        self._last_done[entry.pid] = (self._pid_rank.get(entry.pid, 1), now)
+        self._last_done[entry.agent] = (self._pid_rank.get(entry.pid, 1), now)
         if self._pid_rank.get(entry.pid) == 0:
             self._interactive_at = now
         self._pump()
@@ -272,9 +273,7 @@ class Scheduler(AdmissionRules):
 
     def forget(self, pid: int) -> None:
         """Drop per-pid state of a process that ended (its waiters must be gone)."""
-        self.fair.forget(pid)
         self._pid_rank.pop(pid, None)
-        self._last_done.pop(pid, None)
 
     # ------------------------------------------------------------------ queries
 
@@ -336,12 +335,12 @@ class Scheduler(AdmissionRules):
                 if policy == "cheapest" else 0.0)
         return order_key(t, w.seq, self.clock.now() - w.since, policy, cost, self.fair)
 
-    def _competing(self, rank: int) -> set[int]:
-        """Pids of class ``rank`` with a call waiting, in flight, or ended < FAIR_GRACE s ago."""
+    def _competing(self, rank: int) -> set[str]:
+        """Agents of class ``rank`` with a call waiting, in flight, or ended < FAIR_GRACE s ago."""
         since = self.clock.now() - FAIR_GRACE
-        pids = {w.ticket.pid for w in self._waiters if w.ticket.rank == rank}
-        pids |= {p for p, (r, t) in self._last_done.items() if r == rank and t >= since}
-        return pids | {e.pid for e, _, r in self._open.values() if r == rank}
+        agents = {w.ticket.agent for w in self._waiters if w.ticket.rank == rank}
+        agents |= {a for a, (r, t) in self._last_done.items() if r == rank and t >= since}
+        return agents | {e.agent for e, _, r in self._open.values() if r == rank}
 
     def _grant(self, w: _Waiter, now: float, day: str, month: str) -> None:
         t = w.ticket
@@ -353,7 +352,7 @@ class Scheduler(AdmissionRules):
         for dim, amount in t.need.items():
             self.pacer.debit(dim, now, self._pace_limit(dim), amount)
         self._open[rid] = (entry, t.weight, t.rank)
-        self.fair.admitted(t.pid, t.tokens, t.weight)
+        self.fair.admitted(t.agent, t.tokens, t.weight)
         w.fut.set_result(Reservation(rid, t.pid, t.agent, t.model, t.priority,
                                      t.est_input_tokens, t.max_tokens, cost, now, now - w.since))
 

@@ -237,3 +237,36 @@ def test_while_a_person_is_active_background_is_paced_and_the_person_finds_room(
     # the room kept for the person costs some utilisation while they are active
     steady = [c for c in rec.calls if 200 <= c.stamp < 380]
     assert sum(c.input_tokens for c in steady) / (100_000 * 3) >= 0.88
+
+
+def test_fair_share_is_the_agents_whatever_its_processes() -> None:
+    """A runs one long process, B a new process per task of three calls, C two processes
+    at once: each agent gets a third of the budget."""
+    clock = VirtualClock()
+    s = Scheduler(Budget(input_tokens_per_minute=12_000), clock=clock)
+    rec = Recorder(s)
+    pids = iter(range(1000, 100_000))
+
+    def ticket(pid: int, agent: str) -> Ticket:
+        return Ticket(pid=pid, agent=agent, priority="background", est_input_tokens=1000,
+                      max_tokens=200, model="claude-sonnet-4-5")
+
+    async def process(agent: str, calls: int | None, pid: int) -> None:
+        k = 0
+        while clock.now() < 900 and (calls is None or k < calls):
+            await rec.call(ticket(pid, agent), duration=1.0,
+                           usage=Usage(input_tokens=1000, output_tokens=50))
+            k += 1
+
+    async def tasks(agent: str) -> None:
+        while clock.now() < 900:
+            await process(agent, 3, next(pids))
+
+    async def main() -> None:
+        await asyncio.gather(process("A", None, 1), tasks("B"),
+                             process("C", None, 2), process("C", None, 3))
+
+    run_virtual(main(), clock)
+    got = {a: sum(c.input_tokens for c in rec.calls if c.agent == a and c.stamp >= 120)
+           for a in "ABC"}
+    assert jain(list(got.values())) >= 0.99, got
