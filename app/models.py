@@ -169,6 +169,18 @@ class ProcessModel(RecordTableModel):
     def suspended_count(self) -> int:
         return sum(1 for r in self._rows if r.get("state") == "suspended")
 
+    def budget_waits(self) -> list[str]:
+        """Why each process waiting for the budget waits (the kernel's words)."""
+        return [str(r["reason"]) for r in self._rows
+                if r.get("state") == "waiting" and str(r.get("reason") or "").startswith("budget")]
+
+    def spend_cap(self) -> str | None:
+        """The spend cap agents wait for (``usd_per_day`` / ``usd_per_month``), or None."""
+        for reason in self.budget_waits():
+            if "spend cap" in reason:
+                return "usd_per_month" if "usd_per_month" in reason else "usd_per_day"
+        return None
+
     def apply_event(self, event: Record) -> None:
         if event.get("type") != "proc.state" or event.get("pid") is None:
             return

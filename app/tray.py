@@ -46,6 +46,7 @@ class TrayApp(QObject):
         self.approvals = ApprovalModel(self)
         self.windows: dict[str, QWidget] = {}
         self._boxes: list[QWidget] = []
+        self._spend_cap_told: str | None = None   # the cap the person was last told about
 
         bridge.processesChanged.connect(self.processes.set_rows)
         bridge.approvalsChanged.connect(self.approvals.set_pending)
@@ -196,6 +197,13 @@ class TrayApp(QObject):
             suspended = self.processes.suspended_count()
             if suspended:
                 lines[-1] += f" ({suspended} suspended)"
+            waits = len(self.processes.budget_waits())
+            if waits:
+                lines.append(f"Waiting for budget: {waits}")
+            cap = self.processes.spend_cap()
+            if cap:
+                lines.append(f"Spend cap reached ({cap}): nothing is sent until it is "
+                             f"raised or the period turns")
         else:
             lines = [{"starting": "Kernel starting…", "stopping": "Kernel stopping…"}
                      .get(self.kernel_state, "Kernel not running")]
@@ -209,7 +217,17 @@ class TrayApp(QObject):
             return "attention"
         return {"running": "running", "starting": "starting"}.get(self.kernel_state, "down")
 
+    def _tell_spend_cap(self) -> None:
+        """One notification when agents start waiting for a spend cap (not on every event)."""
+        cap = self.processes.spend_cap() if self.kernel_state == "running" else None
+        if cap and cap != self._spend_cap_told:
+            self.notify("Spend cap reached",
+                        f"Agents wait: {cap} is spent. Raise it with `deskpilot budget set "
+                        f"{cap} AMOUNT`, or they go on when the period turns.")
+        self._spend_cap_told = cap
+
     def _refresh_ui(self, *_: object) -> None:
+        self._tell_spend_cap()
         pending = self.approvals.rowCount()
         self.approvals_action.setText(f"Approvals ({pending})…")
         running = self.kernel_state == "running"

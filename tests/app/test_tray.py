@@ -142,3 +142,32 @@ def test_run_app_without_a_tray_shows_the_agents_window(qtbot, fake: FakeKernelC
     assert seen["quit_on_close"] is False
     assert "no system tray" in caplog.text
     window.deleteLater()
+
+
+def test_budget_waits_and_a_spent_cap_show_in_the_tooltip_and_notify_once(
+        qtbot, tray: TrayApp, fake: FakeKernelClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(tray, "notify",
+                        lambda title, message, error=False: shown.append((title, message)))
+    a = fake.add_process("sorter", "running")
+    b = fake.add_process("digest", "running")
+    tray.start(ensure_kernel=False)
+    qtbot.waitUntil(lambda: tray.processes.rowCount() == 2, timeout=3000)
+    fake._set_state(a, "waiting", "budget: input tokens per minute")
+    qtbot.waitUntil(lambda: "Waiting for budget: 1" in tray.tooltip(), timeout=3000)
+    assert shown == [] and "Spend cap" not in tray.tooltip()
+
+    fake._set_state(b, "waiting", "budget: spend cap: usd_per_day reached")
+    qtbot.waitUntil(lambda: "Spend cap reached (usd_per_day)" in tray.tooltip(), timeout=3000)
+    assert "Waiting for budget: 2" in tray.tooltip()
+    fake._set_state(a, "waiting", "budget: spend cap: usd_per_day reached")
+    qtbot.waitUntil(lambda: tray.processes.budget_waits().count(
+        "budget: spend cap: usd_per_day reached") == 2, timeout=3000)
+    assert [t for t, _ in shown] == ["Spend cap reached"]      # once, not per agent
+    assert "deskpilot budget set usd_per_day" in shown[0][1]
+
+    fake._set_state(a, "running")
+    fake._set_state(b, "running")     # the person raised the cap
+    qtbot.waitUntil(lambda: "Spend cap" not in tray.tooltip(), timeout=3000)
+    assert "Waiting for budget" not in tray.tooltip()
