@@ -104,6 +104,7 @@ class KernelBridge(QObject):
         self._finished.connect(self._deliver)
         self.status: dict[str, Any] | None = None
         self._refreshing = False
+        self._refresh_again = False
         self._poll = QTimer(self)
         self._poll.setInterval(poll_interval_ms)
         self._poll.timeout.connect(self.refresh)
@@ -193,10 +194,14 @@ class KernelBridge(QObject):
     # -- polling --------------------------------------------------------------------
     @Slot()
     def refresh(self) -> None:
-        """Fetch status, processes and pending approvals in the background."""
+        """Fetch status, processes and pending approvals in the background.
+
+        A refresh asked for while one is in flight runs again when it ends: the one in
+        flight may have read the kernel before the change that prompted the request."""
         if self._refreshing:
+            self._refresh_again = True
             return
-        self._refreshing = True
+        self._refreshing, self._refresh_again = True, False
         self.run(self._snapshot, on_done=self._apply_snapshot, on_error=self._snapshot_failed,
                  label="refresh")
 
@@ -213,9 +218,12 @@ class KernelBridge(QObject):
         self.statusChanged.emit(self.status)
         self.processesChanged.emit(list(snap["processes"] or []))
         self.approvalsChanged.emit(list(snap["approvals"] or []))
+        if self._refresh_again:
+            self.refresh()
 
     def _snapshot_failed(self, message: str) -> None:
         self._refreshing = False
+        self._refresh_again = False
         if self.status is not None:
             log.warning("kernel went away: %s", message)
         self.status = None

@@ -220,3 +220,70 @@ class ApprovalModel(RecordTableModel):
 
     def set_pending(self, rows: Iterable[Record]) -> None:
         self.set_rows(r for r in rows if r.get("status", "pending") == "pending")
+
+
+#: Budget settings the window offers, in the order shown, with a label for the person.
+BUDGET_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("input_tokens_per_minute", "Input tokens per minute"),
+    ("output_tokens_per_minute", "Output tokens per minute"),
+    ("requests_per_minute", "Requests per minute"),
+    ("max_concurrent", "Concurrent calls"),
+    ("usd_per_day", "Money per day (USD)"),
+    ("usd_per_month", "Money per month (USD)"),
+    ("policy", "Policy within a class"),
+)
+
+
+def _limit_text(value: Any) -> str:
+    return "unlimited" if value is None else str(value)
+
+
+class BudgetModel(RecordTableModel):
+    """The budget's settings with what is in use now (``budget show``): one row a key."""
+
+    columns = (Column("label", "Setting"), Column("limit", "Limit"), Column("used", "In use"))
+    key_field = "key"
+
+    def set_report(self, report: Record) -> None:
+        limits = report.get("limits") or {}
+        spend = report.get("spend") or {}
+        rows: list[Record] = []
+        for key, label in BUDGET_SETTINGS:
+            if key in limits:
+                row = limits[key]
+                rows.append({"key": key, "label": label, "limit": _limit_text(row.get("limit")),
+                             "used": f"{row.get('used', 0)} this minute"})
+            elif key in ("usd_per_day", "usd_per_month"):
+                period, spent = (("today", spend.get("usd_today", 0.0)) if key == "usd_per_day"
+                                 else ("this month", spend.get("usd_this_month", 0.0)))
+                rows.append({"key": key, "label": label, "limit": _limit_text(spend.get(key)),
+                             "used": f"${spent:.4f} {period}"})
+            elif key == "policy":
+                rows.append({"key": key, "label": label, "limit": report.get("policy", ""),
+                             "used": ""})
+        self.set_rows(rows)
+
+    def colour(self, record: Record, key: str) -> str | None:
+        return "#757575" if key == "limit" and record.get("limit") == "unlimited" else None
+
+
+class SpendModel(RecordTableModel):
+    """Use and cost per agent: tokens and cached tokens today, money today and this month."""
+
+    columns = (Column("agent", "Agent"), Column("tokens_today", "Tokens today"),
+               Column("cached_today", "Cached today"), Column("usd_today", "USD today"),
+               Column("usd_month", "USD this month"))
+    key_field = "agent"
+
+    def set_report(self, report: Record) -> None:
+        rows = []
+        for agent, d in sorted((report.get("agents") or {}).items()):
+            today, month = d.get("today") or {}, d.get("month") or {}
+            rows.append({"agent": agent,
+                         "tokens_today": today.get("input_tokens", 0)
+                         + today.get("cache_creation_input_tokens", 0)
+                         + today.get("output_tokens", 0),
+                         "cached_today": today.get("cache_read_input_tokens", 0),
+                         "usd_today": f"{today.get('usd', 0.0):.4f}",
+                         "usd_month": f"{month.get('usd', 0.0):.4f}"})
+        self.set_rows(rows)

@@ -35,6 +35,7 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QGuiApplication,
+    QHideEvent,
     QIcon,
     QKeySequence,
     QPainter,
@@ -79,7 +80,7 @@ __all__ = [
     "QThread", "QThreadPool", "QTimer", "Signal", "Slot", "qVersion",
     # QtGui
     "QAction", "QBrush", "QCloseEvent", "QColor", "QFont", "QGuiApplication", "QIcon",
-    "QKeySequence", "QPainter", "QPainterPath", "QPen", "QPixmap", "QShowEvent",
+    "QHideEvent", "QKeySequence", "QPainter", "QPainterPath", "QPen", "QPixmap", "QShowEvent",
     "QTextCharFormat", "QTextCursor",
     # QtWidgets
     "QAbstractItemView", "QApplication", "QComboBox", "QDialog", "QDialogButtonBox",

@@ -18,6 +18,7 @@ from app.qt import QAction, QApplication, QMenu, QObject, QSystemTrayIcon, QWidg
 from app.windows.agents import AgentsWindow
 from app.windows.approvals import ApprovalsDialog
 from app.windows.ask import AskDialog
+from app.windows.budget import BudgetWindow
 from app.windows.common import show_error_box
 from app.windows.permissions import PermissionsWindow
 
@@ -67,6 +68,7 @@ class TrayApp(QObject):
         self.ask_action = self._add("Ask…", self.open_ask)
         self.agents_action = self._add("Agents…", self.open_agents)
         self.permissions_action = self._add("Permissions…", self.open_permissions)
+        self.budget_action = self._add("Budget…", self.open_budget)
         self.approvals_action = self._add("Approvals (0)…", self.open_approvals)
         self.menu.addSeparator()
         self.kernel_action = self._add("Start kernel", self.toggle_kernel)
@@ -279,6 +281,9 @@ class TrayApp(QObject):
 
     def open_permissions(self) -> QWidget:
         return self._show("permissions", lambda: PermissionsWindow(self.bridge))
+
+    def open_budget(self) -> QWidget:
+        return self._show("budget", lambda: BudgetWindow(self.bridge))
 
     def open_approvals(self) -> QWidget:
         return self._show("approvals", lambda: ApprovalsDialog(self.bridge, self.approvals))

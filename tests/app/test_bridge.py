@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from app.bridge import KernelBridge
 from tests.fakes.kernel_client import FakeKernelClient
 
@@ -64,6 +66,32 @@ def test_refresh_reports_status_processes_and_approvals(qtbot, bridge: KernelBri
         bridge.refresh()
     assert bridge.status is None
     assert pid
+
+
+def test_a_refresh_asked_for_during_one_in_flight_is_not_lost(
+        qtbot, bridge: KernelBridge, fake: FakeKernelClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: bridge.status is not None, timeout=3000)  # the start's refresh
+    gate, entered = threading.Event(), threading.Event()
+    real = fake.processes
+
+    def slow_processes() -> list[dict[str, object]]:
+        rows = real()             # read before the change below...
+        entered.set()
+        gate.wait(5)              # ... and answered after it
+        return rows
+
+    monkeypatch.setattr(fake, "processes", slow_processes)
+    seen: list[list[dict[str, object]]] = []
+    bridge.processesChanged.connect(seen.append)
+    bridge.refresh()
+    qtbot.waitUntil(entered.is_set, timeout=3000)
+    pid = fake.add_process("sorter")
+    bridge.refresh()              # e.g. prompted by the new process's event
+    monkeypatch.setattr(fake, "processes", real)
+    gate.set()
+    qtbot.waitUntil(lambda: any(r["pid"] == pid for rows in seen for r in rows), timeout=3000)
+    assert [r["pid"] for r in seen[0]] == []   # the stale answer came first, then the new one
 
 
 def test_event_stream_reconnects_with_back_off(qtbot, bridge: KernelBridge,

@@ -246,7 +246,7 @@ def test_two_simultaneous_starts_give_one_kernel(kernel_env: KernelEnv) -> None:
     starters = [kernel_env.popen("kernel", "start", "--json") for _ in range(3)]
     pids = {json.loads(p.communicate(timeout=60)[0])["pid"] for p in starters}
     assert len(pids) == 1
-    kernels = subprocess.run(["pgrep", "-f", f"kernel --foreground"], capture_output=True,
+    kernels = subprocess.run(["pgrep", "-f", "kernel --foreground"], capture_output=True,
                              text=True).stdout.split()
     assert str(pids.pop()) in kernels
 

@@ -51,8 +51,8 @@ def test_menu_tooltip_and_icon_follow_the_kernel(qtbot, tray: TrayApp, bridge: K
     tray.start(ensure_kernel=False)
     qtbot.waitUntil(lambda: tray.kernel_state == "running" and tray.processes.rowCount() == 2,
                     timeout=3000)
-    assert _menu_texts(tray)[1:] == ["Ask…", "Agents…", "Permissions…", "Approvals (0)…",
-                                     "Stop kernel", "Quit"]
+    assert _menu_texts(tray)[1:] == ["Ask…", "Agents…", "Permissions…", "Budget…",
+                                     "Approvals (0)…", "Stop kernel", "Quit"]
     assert tray.tray is not None
     assert tray.tray.toolTip() == ("DeskPilot\nKernel running (v0.1.0-fake, pid 4242)\n"
                                    "Agents running: 1")

@@ -83,8 +83,8 @@ def test_tray_icon_is_shown_in_a_real_tray(tray_host: str) -> None:
     assert y < 24 and x > report["screen"][0] // 2, report
     assert report["tooltip"].startswith("DeskPilot\nKernel running"), report
     assert "Agents running: 2" in report["tooltip"], report
-    assert report["menu"][1:] == ["Ask…", "Agents…", "Permissions…", "Approvals (0)…",
-                                  "Stop kernel", "Quit"], report
+    assert report["menu"][1:] == ["Ask…", "Agents…", "Permissions…", "Budget…",
+                                  "Approvals (0)…", "Stop kernel", "Quit"], report
     # what is on the screen there: the icon's blue, and the green "running" dot
     assert report["icon_pixels"] > report["area"] // 4, report
     assert report["dot_pixels"] > 0, report

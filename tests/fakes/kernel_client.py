@@ -8,13 +8,16 @@ the kernel disappearing and returning.
 """
 from __future__ import annotations
 
+import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.client import KernelError, KernelUnavailable
+from kernel.sched import Budget, BudgetError, Scheduler, Usage, apply_setting
 
 _END = object()
 
@@ -56,6 +59,7 @@ class FakeKernelClient:
         self._subscribers: list[_Subscriber] = []
         self._history: dict[int, list[dict[str, Any]]] = {}
         self.event_connects = 0
+        self.scheduler = Scheduler(Budget(input_tokens_per_minute=40_000, usd_per_day=5.0))
 
     # -- test controls ------------------------------------------------------------------
     def forbid_thread(self, ident: int | None) -> None:
@@ -239,6 +243,28 @@ class FakeKernelClient:
         row = {"agent": agent, "capability": capability, "mode": mode}
         self.emit({"type": "grants.changed", **row})
         return row
+
+    # -- budget: the real scheduler's report and validation, without a kernel ----------
+    def budget(self) -> dict[str, Any]:
+        self._enter("budget")
+        with self._lock:
+            return json.loads(json.dumps(self.scheduler.report()))
+
+    def set_budget(self, key: str, value: str) -> dict[str, Any]:
+        self._enter("set_budget", key, value)
+        with self._lock:
+            try:
+                budget = apply_setting(self.scheduler.budget, key, value)
+            except BudgetError as exc:
+                raise KernelError(400, str(exc)) from None
+            self.scheduler.update_budget(budget)
+        self.emit({"type": "budget.changed", "budget": budget.model_dump()})
+        return budget.model_dump()
+
+    def record_spend(self, agent: str, usd: float, usage: Usage) -> None:
+        """As if `agent` had made a model call today that cost `usd`."""
+        with self._lock:
+            self.scheduler.restore_spend(agent, time.time(), requests=1, usage=usage, usd=usd)
 
     def revoke_grant(self, agent: str, capability: str) -> dict[str, Any]:
         self._enter("revoke_grant", agent, capability)
