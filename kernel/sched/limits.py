@@ -46,9 +46,6 @@ KEY = {dim: key for dim, key, _ in WINDOW_LIMITS}
 WALL_RECHECK = 300.0
 #: How long after an interactive call the person counts as active.
 PERSON_RECENT = 600.0
-#: Non-interactive calls are paced once a window is this full (or the agent is ahead
-#: of its fair share); below it a batch goes as fast as the window allows.
-PACE_ABOVE = 0.9
 #: Classes from this rank on (background, idle) are always paced; the normal class
 #: only while a person is active or when it is ahead of its fair share, so work a
 #: person started is not slowed down while nobody waits for it.
