@@ -229,6 +229,14 @@ def cmd_budget(args: argparse.Namespace) -> int:
             _out(budget, args.json, lambda b: f"{args.key} = {b.get(args.key.replace('-', '_'))}"
                                               " (applied to running agents)")
             return 0
+        if args.action == "price":
+            price = c.set_price(args.model, args.input, args.output, args.cache_write,
+                                args.cache_read)
+            _out(price, args.json, lambda p: "\n".join(
+                f"{m}: ${v['input']:g} in, ${v['output']:g} out, ${v['cache_write']:g} cache "
+                f"write, ${v['cache_read']:g} cache read per million tokens (applied at once)"
+                for m, v in p.items()))
+            return 0
         report = c.budget()
     _out(report, args.json, _render_budget)
     return 0
@@ -256,6 +264,12 @@ def _render_budget(r: dict[str, Any]) -> str:
             for a, d in r["agents"].items()]
     lines += ["", _table(rows, ["agent", "tokens_today", "cached_today", "usd_today", "usd_month"],
                          "no model calls yet")]
+    prices = [{"model": m, "input": f"{p['input']:g}", "output": f"{p['output']:g}",
+               "cache_write": f"{p['cache_write']:g}", "cache_read": f"{p['cache_read']:g}"}
+              for m, p in (r.get("prices") or {}).items()]
+    if prices:
+        lines += ["", "prices, $ per million tokens (`deskpilot budget price MODEL IN OUT`):",
+                  _table(prices, ["model", "input", "output", "cache_write", "cache_read"], "")]
     return "\n".join(lines)
 
 
@@ -368,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
                                   "requests_per_minute, max_concurrent, usd_per_day, "
                                   "usd_per_month, policy")
     bset.add_argument("value")
+    bprice = bsub.add_parser("price", help="a model's US dollars per million tokens "
+                                           "(applies at once); model * = every other model")
+    bprice.add_argument("model", help="a model id, or a prefix of one (claude-sonnet-4)")
+    bprice.add_argument("input", type=float, help="$ per million uncached input tokens")
+    bprice.add_argument("output", type=float, help="$ per million output tokens")
+    bprice.add_argument("--cache-write", type=float, default=None,
+                        help="$ per million cache-write tokens (default 1.25 x input)")
+    bprice.add_argument("--cache-read", type=float, default=None,
+                        help="$ per million cache-read tokens (default 0.1 x input)")
 
     s = cmd("send", cmd_send, "send a message to an agent")
     s.add_argument("agent")

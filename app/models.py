@@ -287,3 +287,16 @@ class SpendModel(RecordTableModel):
                          "usd_today": f"{today.get('usd', 0.0):.4f}",
                          "usd_month": f"{month.get('usd', 0.0):.4f}"})
         self.set_rows(rows)
+
+
+class PriceModel(RecordTableModel):
+    """US dollars per million tokens, per model (``*``: every model without a price)."""
+
+    columns = (Column("model", "Model"), Column("input", "Input"), Column("output", "Output"),
+               Column("cache_write", "Cache write"), Column("cache_read", "Cache read"))
+    key_field = "model"
+
+    def set_report(self, report: Record) -> None:
+        prices = report.get("prices") or {}
+        self.set_rows({"model": m, **{k: f"{float(v):g}" for k, v in p.items()}}
+                      for m, p in sorted(prices.items(), key=lambda kv: (kv[0] == "*", kv[0])))

@@ -48,14 +48,15 @@ class TrayApp(QObject):
         self.windows: dict[str, QWidget] = {}
         self._boxes: list[QWidget] = []
         self._spend_cap_told: str | None = None   # the cap the person was last told about
+        self._told_approvals: set[object] = set()  # ids of requests the person was shown
 
         bridge.processesChanged.connect(self.processes.set_rows)
         bridge.approvalsChanged.connect(self.approvals.set_pending)
         bridge.kernelEvent.connect(self.processes.apply_event)
         bridge.kernelEvent.connect(self.approvals.apply_event)
-        bridge.kernelEvent.connect(self._on_event)
         bridge.statusChanged.connect(self._on_status)
         bridge.errorOccurred.connect(self.notify_error)
+        self.approvals.rowsInserted.connect(self._approvals_added)
         for model in (self.processes, self.approvals):
             for sig in (model.rowsInserted, model.rowsRemoved, model.dataChanged,
                         model.modelReset):
@@ -167,16 +168,20 @@ class TrayApp(QObject):
         self._refresh_ui()
 
     # -- events -------------------------------------------------------------------------
-    def _on_event(self, event: object) -> None:
-        if not isinstance(event, dict):
-            return
-        if event.get("type") == "approval.requested":
-            agent = event.get("agent", "An agent")
-            what = event.get("capability", "a capability")
+    def _approvals_added(self, _parent: object, first: int, last: int) -> None:
+        """A new pending request, whether its event arrived or a poll found it (the event
+        stream may have been reconnecting): the person is told once per request."""
+        for row in range(first, last + 1):
+            record = self.approvals.record(row)
+            if record is None or record.get("id") in self._told_approvals:
+                continue
+            self._told_approvals.add(record.get("id"))
+            agent = record.get("agent", "An agent")
+            what = record.get("capability", "a capability")
             self.notify("Approval needed", f"{agent} asks for {what}.")
             dialog = self.open_approvals()
             assert isinstance(dialog, ApprovalsDialog)
-            dialog.select_id(event.get("id"))
+            dialog.select_id(record.get("id"))
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger,

@@ -134,6 +134,13 @@ class KernelClient:
     def set_budget(self, key: str, value: str) -> dict[str, Any]:
         return self._request("PUT", "/budget", json={"key": key, "value": value})
 
+    def set_price(self, model: str, input: float, output: float, cache_write: float | None = None,
+                  cache_read: float | None = None) -> dict[str, Any]:
+        """US dollars per million tokens for `model` (`*`: every model without a price)."""
+        return self._request("PUT", "/budget/prices", json={
+            "model": model, "input": input, "output": output, "cache_write": cache_write,
+            "cache_read": cache_read})
+
     # -- audit ------------------------------------------------------------------------
     def audit(self, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}

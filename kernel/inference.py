@@ -28,6 +28,8 @@ from kernel.proc import Process, State
 from kernel.promptcache import PromptCacheModel
 from kernel.sched import (
     Budget,
+    BudgetError,
+    ModelPrice,
     RequestTooLarge,
     Reservation,
     Scheduler,
@@ -140,6 +142,28 @@ class Inference:
         self.scheduler.update_budget(budget)
         self._kernel.bus.publish({"type": "budget.changed", "budget": budget.model_dump()})
         return budget
+
+    def set_price(self, model: str, *, input: float, output: float,
+                  cache_write: float | None = None, cache_read: float | None = None) -> dict[str, Any]:
+        """`budget price`: one model's US dollars per million tokens, saved and applied at
+        once (spend caps and cost reports use it from the next call on).  Unset cache
+        prices follow Anthropic's ratios to the input price."""
+        model = model.strip()
+        if not model or len(model) > 200:
+            raise BudgetError("give a model name (or * for every model without a price)")
+        try:
+            price = ModelPrice(input=float(input), output=float(output),
+                               cache_write=-1.0 if cache_write is None else float(cache_write),
+                               cache_read=-1.0 if cache_read is None else float(cache_read))
+        except (TypeError, ValueError) as exc:
+            raise BudgetError(str(exc)) from None
+        if model == "*":
+            self.scheduler.prices.fallback = price
+        else:
+            self.scheduler.prices.prices[model] = price
+        budget_store.save_price(self._kernel.where.config / "budget.toml", model, price)
+        self._kernel.bus.publish({"type": "budget.changed", "price": {model: vars(price)}})
+        return {model: vars(price).copy()}
 
     def report(self) -> dict[str, Any]:
         out = self.scheduler.report()

@@ -54,6 +54,14 @@ class BudgetBody(BaseModel):
     value: str
 
 
+class PriceBody(BaseModel):
+    model: str
+    input: float
+    output: float
+    cache_write: float | None = None
+    cache_read: float | None = None
+
+
 class SendBody(BaseModel):
     agent: str
     text: str
@@ -200,6 +208,15 @@ def create_app(kernel: Kernel, stop: asyncio.Event) -> FastAPI:
     async def set_budget(body: BudgetBody) -> dict[str, Any]:
         try:
             return kernel.inference.set_budget(body.key, body.value).model_dump()
+        except BudgetError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @api.put("/budget/prices")
+    async def set_price(body: PriceBody) -> dict[str, Any]:
+        try:
+            return kernel.inference.set_price(body.model, input=body.input, output=body.output,
+                                              cache_write=body.cache_write,
+                                              cache_read=body.cache_read)
         except BudgetError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -1,12 +1,13 @@
-"""Budget window: the limits and what is in use, spend per agent, and who waits; change a
-limit, which the kernel applies at once to running agents (`set_budget`)."""
+"""Budget window: the limits and what is in use, spend per agent, who waits, and the price
+table; change a limit (`set_budget`) or a model's prices (`set_price`), which the kernel
+applies at once, also to agents already running."""
 from __future__ import annotations
 
 import logging
 
 from app.bridge import KernelBridge
 from app.icons import app_icon
-from app.models import BUDGET_SETTINGS, BudgetModel, SpendModel
+from app.models import BUDGET_SETTINGS, BudgetModel, PriceModel, SpendModel
 from app.qt import (QHBoxLayout, QHideEvent, QLabel, QLineEdit, QPushButton, QShowEvent, QTimer,
                     QVBoxLayout, QWidget)
 from app.windows.common import StatusLine, heading, hint, make_table, selected_row
@@ -24,9 +25,10 @@ class BudgetWindow(QWidget):
         self.bridge = bridge
         self.limits = BudgetModel(self)
         self.spend = SpendModel(self)
+        self.prices = PriceModel(self)
         self.setWindowTitle("DeskPilot — Budget")
         self.setWindowIcon(app_icon())
-        self.resize(640, 560)
+        self.resize(680, 720)
 
         self.limits_table = make_table(self.limits, self, stretch_column=2)
         self.spend_table = make_table(self.spend, self, stretch_column=0)
@@ -35,6 +37,14 @@ class BudgetWindow(QWidget):
         self.value_edit = QLineEdit(self)
         self.value_edit.setPlaceholderText("new value, or “unlimited”")
         self.set_button = QPushButton("Set", self)
+        self.prices_table = make_table(self.prices, self, stretch_column=0)
+        self.price_model = QLineEdit(self)
+        self.price_model.setPlaceholderText("model, e.g. claude-sonnet-4-5, or *")
+        self.price_input = QLineEdit(self)
+        self.price_input.setPlaceholderText("$ input")
+        self.price_output = QLineEdit(self)
+        self.price_output.setPlaceholderText("$ output")
+        self.price_button = QPushButton("Set price", self)
         self.status = StatusLine(self)
 
         change = QHBoxLayout()
@@ -53,6 +63,16 @@ class BudgetWindow(QWidget):
         layout.addWidget(self.waiting)
         layout.addWidget(heading("Spend per agent", self))
         layout.addWidget(self.spend_table, 2)
+        layout.addWidget(heading("Prices, US dollars per million tokens", self))
+        layout.addWidget(self.prices_table, 2)
+        price = QHBoxLayout()
+        price.addWidget(self.price_model, 2)
+        price.addWidget(self.price_input, 1)
+        price.addWidget(self.price_output, 1)
+        price.addWidget(self.price_button)
+        layout.addLayout(price)
+        layout.addWidget(hint("Cache writes cost 1.25 x and cache reads 0.1 x the input price "
+                              "unless set with `deskpilot budget price`.", self))
         layout.addWidget(self.status)
 
         self._timer = QTimer(self)
@@ -62,6 +82,11 @@ class BudgetWindow(QWidget):
         self.value_edit.returnPressed.connect(self.apply)
         self.value_edit.textChanged.connect(self._update_buttons)
         self.set_button.clicked.connect(self.apply)
+        self.prices_table.selectionModel().selectionChanged.connect(self._price_selected)
+        self.price_button.clicked.connect(self.apply_price)
+        for edit in (self.price_model, self.price_input, self.price_output):
+            edit.textChanged.connect(self._update_buttons)
+            edit.returnPressed.connect(self.apply_price)
         bridge.kernelEvent.connect(self._on_event)
         self._update_buttons()
 
@@ -84,6 +109,15 @@ class BudgetWindow(QWidget):
     def _update_buttons(self, *_: object) -> None:
         self.set_button.setEnabled(self.selected_key() is not None
                                    and bool(self.value_edit.text().strip()))
+        self.price_button.setEnabled(all(e.text().strip() for e in (
+            self.price_model, self.price_input, self.price_output)))
+
+    def _price_selected(self, *_: object) -> None:
+        record = self.prices.record(selected_row(self.prices_table))
+        if record:
+            self.price_model.setText(str(record["model"]))
+            self.price_input.setText(str(record["input"]))
+            self.price_output.setText(str(record["output"]))
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
@@ -94,6 +128,7 @@ class BudgetWindow(QWidget):
             return
         self.limits.set_report(report)
         self.spend.set_report(report)
+        self.prices.set_report(report)
         lines = [f"{w.get('agent')} (pid {w.get('pid')}) waits: {w.get('reason')}"
                  for w in report.get("waiting") or []]
         if report.get("paused_for"):
@@ -120,6 +155,25 @@ class BudgetWindow(QWidget):
             self.load()
 
         self.bridge.call("set_budget", key, value, on_done=done, on_error=self.status.error)
+
+    def apply_price(self) -> None:
+        model = self.price_model.text().strip()
+        try:
+            input_, output = (float(e.text().strip().lstrip("$"))
+                              for e in (self.price_input, self.price_output))
+        except ValueError:
+            self.status.error("Prices are numbers: US dollars per million tokens, e.g. 3 and 15.")
+            return
+        if not model:
+            return
+
+        def done(result: object) -> None:
+            self.status.info(f"{model}: ${input_:g} input, ${output:g} output per million "
+                             "tokens; applied from the next call on.")
+            self.load()
+
+        self.bridge.call("set_price", model, input_, output, on_done=done,
+                         on_error=self.status.error)
 
     # -- Qt events ----------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:

@@ -310,6 +310,7 @@ class Scheduler(AdmissionRules):
         out.update({
             "budget": self.budget.model_dump(), "policy": self.budget.policy,
             "window_seconds": self.window, "limits": limits,
+            "prices": self.prices.to_dict(),
             # usd_* = settled; *_booked adds the worst case of calls in flight (what caps check)
             "spend": {"day": day, "month": month,
                       "usd_today": round(self.ledger.spent("day", day, reserved=False), 6),

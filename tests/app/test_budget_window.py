@@ -103,3 +103,33 @@ def test_the_tray_opens_it(qtbot, bridge: KernelBridge, fake: FakeKernelClient) 
         ui.shutdown()
         for window in ui.windows.values():
             window.deleteLater()
+
+
+def test_prices_are_listed_and_set_from_the_window(qtbot, window: BudgetWindow,
+                                                   fake: FakeKernelClient) -> None:  # type: ignore[no-untyped-def]
+    window.show()
+    qtbot.waitUntil(lambda: window.prices.row_of("claude-sonnet-4-5") >= 0, timeout=3000)
+    assert window.prices.record(window.prices.rowCount() - 1)["model"] == "*"   # last
+    window.prices_table.selectRow(window.prices.row_of("claude-sonnet-4-5"))
+    assert (window.price_model.text(), window.price_input.text(),
+            window.price_output.text()) == ("claude-sonnet-4-5", "3", "15")
+
+    window.price_model.setText("my-local-model")
+    window.price_input.setText("abc")
+    window.price_button.click()
+    assert window.status.is_error and "numbers" in window.status.text()
+    assert fake.called("set_price") == []
+
+    window.price_input.setText("0.5")
+    window.price_output.setText("$2")
+    window.price_button.click()
+    qtbot.waitUntil(lambda: window.prices.row_of("my-local-model") >= 0, timeout=3000)
+    row = window.prices.record(window.prices.row_of("my-local-model"))
+    assert row == {"model": "my-local-model", "input": "0.5", "output": "2",
+                   "cache_write": "0.625", "cache_read": "0.05"}
+    assert fake.called("set_price") == [("my-local-model", 0.5, 2.0)]
+
+    window.price_output.setText("-1")
+    window.price_button.click()
+    qtbot.waitUntil(lambda: window.status.is_error, timeout=3000)
+    assert "finite number >= 0" in window.status.text()

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.replies import rate_limited, overloaded, text, tool_use
 from tests.fixtures.kernel import TEST_KEY, KernelEnv
 
@@ -381,3 +383,26 @@ def test_spend_survives_a_restart_and_a_spent_cap_holds_agents_until_raised(
     assert ask.returncode == 0, err
     assert out.strip() == "second"
     assert "spend cap" in err  # the person was told why it waited
+
+
+def test_a_price_set_from_the_cli_applies_at_once_and_survives_a_restart(
+        kernel_env: KernelEnv) -> None:
+    kernel_env.server.script(text("first"), text("second"))
+    kernel_env.run("kernel", "start")
+    out = kernel_env.run("budget", "price", "claude-test", "2", "10").stdout
+    assert "claude-test: $2 in, $10 out, $2.5 cache write, $0.2 cache read" in out
+    assert kernel_env.run("ask", "one").stdout.strip() == "first"
+    usage = kernel_env.server.usage_log[-1]
+    expected = (usage.input_tokens * 2 + usage.output_tokens * 10
+                + usage.cache_creation_input_tokens * 2.5
+                + usage.cache_read_input_tokens * 0.2) / 1e6
+    assert kernel_env.json("budget", "show")["spend"]["usd_today"] == pytest.approx(expected)
+
+    bad = kernel_env.run("budget", "price", "claude-test", "--", "-1", "10", check=False)
+    assert bad.returncode != 0 and "must be a finite number >= 0" in bad.stderr
+    kernel_env.run("kernel", "stop")
+    kernel_env.run("kernel", "start")
+    report = kernel_env.json("budget", "show")
+    assert report["prices"]["claude-test"] == {"input": 2.0, "output": 10.0,
+                                               "cache_write": 2.5, "cache_read": 0.2}
+    assert "claude-test" in kernel_env.run("budget", "show").stdout

@@ -84,6 +84,24 @@ def test_approval_request_notifies_and_opens_the_dialog(qtbot, tray: TrayApp,
     assert dialog.selected()["id"] == aid
 
 
+def test_an_approval_found_by_a_poll_is_shown_too_and_only_once(
+        qtbot, tray: TrayApp, bridge: KernelBridge, fake: FakeKernelClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(tray, "notify",
+                        lambda title, message, error=False: shown.append((title, message)))
+    tray.start(ensure_kernel=False)
+    qtbot.waitUntil(lambda: tray.kernel_state == "running", timeout=3000)
+    aid = fake.request_approval(100, "sorter", "fs.delete:~/Downloads/*", announce=False)
+    bridge.refresh()   # the poll, a few seconds later in the product
+    qtbot.waitUntil(lambda: "approvals" in tray.windows, timeout=3000)
+    dialog = tray.windows["approvals"]
+    assert isinstance(dialog, ApprovalsDialog) and dialog.selected()["id"] == aid
+    bridge.refresh()
+    qtbot.wait(200)
+    assert shown == [("Approval needed", "sorter asks for fs.delete:~/Downloads/*.")]
+
+
 def test_start_kernel_runs_the_starter_off_the_gui_thread(qtbot, tray: TrayApp,
                                                           fake: FakeKernelClient) -> None:  # type: ignore[no-untyped-def]
     fake.go_away()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.client import KernelError, KernelUnavailable
-from kernel.sched import Budget, BudgetError, Scheduler, Usage, apply_setting
+from kernel.sched import Budget, BudgetError, ModelPrice, Scheduler, Usage, apply_setting
 
 _END = object()
 
@@ -78,16 +78,18 @@ class FakeKernelClient:
         return pid
 
     def request_approval(self, pid: int, agent: str, capability: str,
-                         detail: str = "") -> int:
-        """The kernel side of an `ask` rule: record a pending request and announce it."""
+                         detail: str = "", announce: bool = True) -> int:
+        """The kernel side of an `ask` rule: record a pending request and announce it
+        (``announce=False``: as if the event was lost while the stream reconnected)."""
         with self._lock:
             aid = self._next_approval
             self._next_approval += 1
             record = {"id": aid, "pid": pid, "agent": agent, "capability": capability,
                       "detail": detail, "status": "pending"}
             self.approval_table[aid] = record
-        self.emit({"type": "approval.requested", **{k: v for k, v in record.items()
-                                                     if k != "status"}})
+        if announce:
+            self.emit({"type": "approval.requested", **{k: v for k, v in record.items()
+                                                         if k != "status"}})
         return aid
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -260,6 +262,21 @@ class FakeKernelClient:
             self.scheduler.update_budget(budget)
         self.emit({"type": "budget.changed", "budget": budget.model_dump()})
         return budget.model_dump()
+
+    def set_price(self, model: str, input: float, output: float,
+                  cache_write: float | None = None,
+                  cache_read: float | None = None) -> dict[str, Any]:
+        self._enter("set_price", model, input, output)
+        try:
+            price = ModelPrice(input=input, output=output,
+                               cache_write=-1.0 if cache_write is None else cache_write,
+                               cache_read=-1.0 if cache_read is None else cache_read)
+        except ValueError as exc:
+            raise KernelError(400, str(exc)) from None
+        with self._lock:
+            self.scheduler.prices.prices[model] = price
+        self.emit({"type": "budget.changed", "price": {model: vars(price)}})
+        return {model: vars(price).copy()}
 
     def record_spend(self, agent: str, usd: float, usage: Usage) -> None:
         """As if `agent` had made a model call today that cost `usd`."""

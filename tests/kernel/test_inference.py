@@ -1,7 +1,6 @@
 """Model calls through the scheduler against the fake Messages API, in process."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
