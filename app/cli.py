@@ -258,7 +258,9 @@ def _render_budget(r: dict[str, Any]) -> str:
         lines.append(f"provider back-off: {r['paused_for']:.1f} s left")
     for w in r.get("waiting", []):
         lines.append(f"waiting: pid {w['pid']} ({w['agent']}): {w['reason']}")
-    rows = [{"agent": a, "tokens_today": d["today"]["input_tokens"] + d["today"]["output_tokens"],
+    # Tokens as the budget counts them: uncached input + cache writes + output.
+    rows = [{"agent": a, "tokens_today": d["today"]["counted_input_tokens"]
+             + d["today"]["output_tokens"],
              "cached_today": d["today"].get("cache_read_input_tokens", 0),
              "usd_today": f"{d['today']['usd']:.4f}", "usd_month": f"{d['month']['usd']:.4f}"}
             for a, d in r["agents"].items()]

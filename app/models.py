@@ -280,8 +280,8 @@ class SpendModel(RecordTableModel):
         for agent, d in sorted((report.get("agents") or {}).items()):
             today, month = d.get("today") or {}, d.get("month") or {}
             rows.append({"agent": agent,
-                         "tokens_today": today.get("input_tokens", 0)
-                         + today.get("cache_creation_input_tokens", 0)
+                         # as the budget counts them, and as `budget show` does
+                         "tokens_today": today.get("counted_input_tokens", 0)
                          + today.get("output_tokens", 0),
                          "cached_today": today.get("cache_read_input_tokens", 0),
                          "usd_today": f"{today.get('usd', 0.0):.4f}",

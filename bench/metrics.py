@@ -131,6 +131,11 @@ def _used(records: Iterable[CallRecord], t0: float, t1: float) -> int:
     return sum(r.counted_input for r in records if r.admitted and t0 <= r.t < t1)
 
 
+def _whole_windows_after(moments: list[float], since: float) -> list[float]:
+    """The moments whose 60 s window lies wholly after ``since``."""
+    return [m for m in moments if m - WINDOW >= since]
+
+
 def _utilisation(records: list[CallRecord], moments: list[float], itpm: int,
                  since: float | None = None) -> float | None:
     """Mean, over the moments demand exceeded supply, of the input the provider counted in
@@ -141,7 +146,7 @@ def _utilisation(records: list[CallRecord], moments: list[float], itpm: int,
     a window reaching back before demand began says how fast the scheduler ramps up,
     not how much of the budget it leaves unused while agents wait."""
     if since is not None:
-        moments = [m for m in moments if m - WINDOW >= since]
+        moments = _whole_windows_after(moments, since)
     if not moments:
         return None
     points = sorted((r.t, r.counted_input) for r in records if r.admitted)
@@ -181,7 +186,7 @@ def _saturated(res: ArmResult, bench: list[CallRecord], itpm: int) -> dict[str, 
         "seconds": _r(span, 1),
         "input_tokens_per_min": _r(used / (span / 60.0), 0) if span > 0 else None,
         "utilisation": _utilisation(res.records, res.saturated_at, itpm, since=t0),
-        "utilisation_moments": len([m for m in res.saturated_at if m - WINDOW >= t0]),
+        "utilisation_moments": len(_whole_windows_after(res.saturated_at, t0)),
         "utilisation_incl_first_window": _utilisation(res.records, res.saturated_at, itpm),
         "utilisation_rate": _rate(res.records, t0, t1, itpm),
         "saturated_moments": len(res.saturated_at),

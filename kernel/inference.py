@@ -152,15 +152,10 @@ class Inference:
         if not model or len(model) > 200:
             raise BudgetError("give a model name (or * for every model without a price)")
         try:
-            price = ModelPrice(input=float(input), output=float(output),
-                               cache_write=-1.0 if cache_write is None else float(cache_write),
-                               cache_read=-1.0 if cache_read is None else float(cache_read))
+            price = ModelPrice.of(input, output, cache_write, cache_read)
         except (TypeError, ValueError) as exc:
             raise BudgetError(str(exc)) from None
-        if model == "*":
-            self.scheduler.prices.fallback = price
-        else:
-            self.scheduler.prices.prices[model] = price
+        self.scheduler.prices.put(model, price)
         budget_store.save_price(self._kernel.where.config / "budget.toml", model, price)
         self._kernel.bus.publish({"type": "budget.changed", "price": {model: vars(price)}})
         return {model: vars(price).copy()}

@@ -165,6 +165,15 @@ class ModelPrice:
     cache_write: float = -1.0  # -1: 1.25 x input
     cache_read: float = -1.0   # -1: 0.1 x input
 
+    @classmethod
+    def of(cls, input: float, output: float, cache_write: float | None = None,
+           cache_read: float | None = None) -> "ModelPrice":
+        """From what a person gives; cache prices left out follow the input price.
+        Raises :class:`ValueError` on a negative or non-finite price."""
+        return cls(float(input), float(output),
+                   -1.0 if cache_write is None else float(cache_write),
+                   -1.0 if cache_read is None else float(cache_read))
+
     def __post_init__(self) -> None:
         if self.cache_write < 0:
             object.__setattr__(self, "cache_write", round(self.input * 1.25, 6))
@@ -209,6 +218,13 @@ class PriceTable:
         best = max((k for k in self.prices if model.startswith(k)), key=len, default=None)
         return self.prices[best] if best is not None else self.fallback
 
+    def put(self, model: str, price: ModelPrice) -> None:
+        """Set one model's prices whole; ``"*"`` sets the fallback for every other model."""
+        if model == "*":
+            self.fallback = price
+        else:
+            self.prices[model] = price
+
     def set(self, model: str, **prices: float) -> None:
         """Edit one model's prices (``input=``, ``output=``, ``cache_write=``, ``cache_read=``)."""
         current = self.prices.get(model)
@@ -247,8 +263,5 @@ class PriceTable:
                 price = ModelPrice(**{k: float(v) for k, v in entry.items()})
             except TypeError as exc:
                 raise ValueError(f"price for {model!r}: {exc}") from None
-            if model == "*":
-                table.fallback = price
-            else:
-                table.prices[model] = price
+            table.put(model, price)
         return table

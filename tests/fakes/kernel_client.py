@@ -268,13 +268,11 @@ class FakeKernelClient:
                   cache_read: float | None = None) -> dict[str, Any]:
         self._enter("set_price", model, input, output)
         try:
-            price = ModelPrice(input=input, output=output,
-                               cache_write=-1.0 if cache_write is None else cache_write,
-                               cache_read=-1.0 if cache_read is None else cache_read)
+            price = ModelPrice.of(input, output, cache_write, cache_read)
         except ValueError as exc:
             raise KernelError(400, str(exc)) from None
         with self._lock:
-            self.scheduler.prices.prices[model] = price
+            self.scheduler.prices.put(model, price)
         self.emit({"type": "budget.changed", "price": {model: vars(price)}})
         return {model: vars(price).copy()}
 

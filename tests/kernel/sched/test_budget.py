@@ -90,3 +90,15 @@ def test_usage_from_api():
     assert u + u == Usage(20, 10, 0, 14)
     with pytest.raises(ValueError):
         Usage(input_tokens=-1)
+
+
+def test_a_price_given_by_a_person_fills_in_cache_prices_and_star_is_the_fallback() -> None:
+    from kernel.sched import ModelPrice, PriceTable
+    table = PriceTable()
+    table.put("my-model", ModelPrice.of(2, 10))
+    table.put("*", ModelPrice.of(1, 4, cache_read=0))
+    assert vars(table.price("my-model-2026")) == {"input": 2.0, "output": 10.0,
+                                                   "cache_write": 2.5, "cache_read": 0.2}
+    assert table.price("unknown").output == 4.0 and table.price("unknown").cache_read == 0.0
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        ModelPrice.of(-1, 10)
